@@ -1,0 +1,15 @@
+"""The one place that picks concrete adapters: database, clock, settings."""
+
+from __future__ import annotations
+
+from meterpay.config import Settings
+from meterpay.db.engine import Database
+from meterpay.kernel.clock import Clock, SystemClock
+from meterpay.runtime import Runtime
+
+
+def build_runtime(settings: Settings | None = None, *, clock: Clock | None = None) -> Runtime:
+    settings = settings or Settings()
+    return Runtime(
+        db=Database(settings.database_url), clock=clock or SystemClock(), settings=settings
+    )

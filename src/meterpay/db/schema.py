@@ -1,0 +1,366 @@
+"""The relational schema, as SQLAlchemy Core tables.
+
+Repositories query these tables; Alembic migrations in ``migrations/`` create
+them (the readings table is partitioned by month on PostgreSQL, which the
+migration spells out in DDL). Invariants kept by constraints:
+- money is BIGINT fen, quantities and prices are scaled integers (exact);
+- every write that comes from outside has a unique idempotency key;
+- a meter has one reading per timestamp; a reading is charged at most once;
+- transfers and the audit log are append-only (triggers refuse UPDATE/DELETE).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from meterpay.db.types import ScaledDecimal, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Quantity = ScaledDecimal(4)
+Price = ScaledDecimal(4)
+SubFen = ScaledDecimal(8)
+
+
+def _id() -> Column[int]:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def _created() -> Column[object]:
+    return Column("created_at", UTCDateTime(), nullable=False)
+
+
+# --- places and people ------------------------------------------------------
+
+sites = Table(
+    "sites",
+    metadata,
+    _id(),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    _created(),
+)
+
+buildings = Table(
+    "buildings",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("site_id", "code"),
+)
+
+floors = Table(
+    "floors",
+    metadata,
+    _id(),
+    Column("building_id", ForeignKey("buildings.id"), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("name", String(100), nullable=False),
+    UniqueConstraint("building_id", "level"),
+)
+
+units = Table(
+    "units",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("floor_id", ForeignKey("floors.id"), nullable=True),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("area_m2", ScaledDecimal(2), nullable=True),
+    UniqueConstraint("site_id", "code"),
+    CheckConstraint("kind IN ('home', 'shop', 'office', 'common')", name="kind"),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("phone", String(32), nullable=True),
+    Column("email", String(254), nullable=True),
+    Column("wechat_openid", String(128), nullable=True),
+    _created(),
+    CheckConstraint("kind IN ('person', 'company')", name="kind"),
+    Index(None, "site_id", "phone"),
+)
+
+# --- ledger -----------------------------------------------------------------
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    _id(),
+    Column("code", String(120), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("site_id", ForeignKey("sites.id"), nullable=True),
+    Column("debits_posted", BigInteger, nullable=False, default=0),
+    Column("credits_posted", BigInteger, nullable=False, default=0),
+    _created(),
+    CheckConstraint("kind IN ('asset', 'liability', 'revenue', 'expense', 'equity')", name="kind"),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("debit_account_id", ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("credit_account_id", ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reverses_key", String(200), nullable=True, unique=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=True),
+    Column("memo", String(500), nullable=False, default=""),
+    Column("actor", String(120), nullable=False, default="system"),
+    _created(),
+    CheckConstraint("amount_fen > 0", name="positive"),
+    CheckConstraint("debit_account_id <> credit_account_id", name="two_sides"),
+    Index(None, "account_id", "id"),
+    Index(None, "debit_account_id"),
+    Index(None, "credit_account_id"),
+)
+
+# --- tariffs ----------------------------------------------------------------
+
+tariffs = Table(
+    "tariffs",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("utility", String(16), nullable=False),
+    _created(),
+    UniqueConstraint("site_id", "code"),
+)
+
+tariff_versions = Table(
+    "tariff_versions",
+    metadata,
+    _id(),
+    Column("tariff_id", ForeignKey("tariffs.id"), nullable=False),
+    Column("effective_from", UTCDateTime(), nullable=False),
+    Column("unit_price", Price, nullable=False),
+    Column("components", JSON, nullable=True),
+    _created(),
+    UniqueConstraint("tariff_id", "effective_from"),
+    CheckConstraint("unit_price >= 0", name="price"),
+)
+
+# --- accounts ---------------------------------------------------------------
+
+accounts = Table(
+    "accounts",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("unit_id", ForeignKey("units.id"), nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=True),
+    Column("number", String(64), nullable=False),
+    Column("utility", String(16), nullable=False),
+    Column("tariff_id", ForeignKey("tariffs.id"), nullable=False),
+    Column("wallet_id", ForeignKey("ledger_accounts.id"), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("charge_carry", SubFen, nullable=False, default=0),
+    Column("supply_state", String(24), nullable=False, default="normal"),
+    Column("warning1_fen", BigInteger, nullable=True),
+    Column("warning2_fen", BigInteger, nullable=True),
+    Column("credit_limit_fen", BigInteger, nullable=True),
+    Column("disconnect_fen", BigInteger, nullable=True),
+    Column("reconnect_fen", BigInteger, nullable=True),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    UniqueConstraint("site_id", "number"),
+    CheckConstraint("utility IN ('electricity', 'water')", name="utility"),
+    CheckConstraint("status IN ('open', 'closed')", name="status"),
+    Index(None, "unit_id"),
+    Index(None, "customer_id"),
+)
+
+# --- meters and readings ----------------------------------------------------
+
+gateways = Table(
+    "gateways",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("status", String(16), nullable=False, default="offline"),
+    Column("last_seen_at", UTCDateTime(), nullable=True),
+)
+
+meters = Table(
+    "meters",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("unit_id", ForeignKey("units.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=True),
+    Column("gateway_id", ForeignKey("gateways.id"), nullable=True),
+    Column("utility", String(16), nullable=False),
+    Column("protocol", String(24), nullable=False),
+    Column("address", String(32), nullable=False),
+    Column("serial", String(64), nullable=True),
+    Column("model", String(64), nullable=True),
+    Column("multiplier", Integer, nullable=False, default=1),
+    Column("register_capacity", Quantity, nullable=True),
+    Column("max_rate_per_hour", Quantity, nullable=True),
+    Column("has_switch", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False),
+    Column("installed_at", UTCDateTime(), nullable=False),
+    Column("removed_at", UTCDateTime(), nullable=True),
+    Column("last_read_at", UTCDateTime(), nullable=True),
+    Column("last_total", Quantity, nullable=True),
+    CheckConstraint("utility IN ('electricity', 'water')", name="utility"),
+    CheckConstraint("status IN ('active', 'removed', 'faulty')", name="status"),
+    CheckConstraint("multiplier >= 1", name="multiplier"),
+    Index(None, "account_id"),
+    Index(None, "unit_id"),
+    Index(
+        "uq_meters_site_id_protocol_address_active",
+        "site_id",
+        "protocol",
+        "address",
+        unique=True,
+        sqlite_where=Column("status") != "removed",
+        postgresql_where=Column("status") != "removed",
+    ),
+)
+
+meter_installations = Table(
+    "meter_installations",
+    metadata,
+    _id(),
+    Column("meter_id", ForeignKey("meters.id"), nullable=False),
+    Column("unit_id", ForeignKey("units.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=True),
+    Column("installed_at", UTCDateTime(), nullable=False),
+    Column("initial_total", Quantity, nullable=False),
+    Column("removed_at", UTCDateTime(), nullable=True),
+    Column("final_total", Quantity, nullable=True),
+    Column("replaced_by_meter_id", ForeignKey("meters.id"), nullable=True),
+    Column("reason", String(500), nullable=False, default=""),
+    Index(None, "meter_id"),
+)
+
+# Partitioned by month (read_at) on PostgreSQL; see the migration.
+readings = Table(
+    "readings",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("meter_id", Integer, nullable=False),
+    Column("read_at", UTCDateTime(), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("total", Quantity, nullable=False),
+    Column("tip", Quantity, nullable=True),
+    Column("peak", Quantity, nullable=True),
+    Column("flat", Quantity, nullable=True),
+    Column("valley", Quantity, nullable=True),
+    Column("status_word", Integer, nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("quality", String(16), nullable=False),
+    Column("flags", String(120), nullable=False, default=""),
+    Column("consumption", Quantity, nullable=False, default=0),
+)
+
+charges = Table(
+    "charges",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("meter_id", ForeignKey("meters.id"), nullable=False),
+    Column("reading_id", BigInteger, nullable=False, unique=True),
+    Column("transfer_key", String(200), nullable=True),
+    Column("period_start", UTCDateTime(), nullable=False),
+    Column("period_end", UTCDateTime(), nullable=False),
+    Column("quantity", Quantity, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("lines", JSON, nullable=False),
+    _created(),
+    Index(None, "account_id", "period_end"),
+)
+
+# --- people who sign in, and the audit trail --------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("password_hash", String(255), nullable=True),
+    Column("totp_secret", String(64), nullable=True),
+    Column("customer_id", ForeignKey("customers.id"), nullable=True),
+    Column("is_active", Boolean, nullable=False, default=True),
+    _created(),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    _id(),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("site_id", ForeignKey("sites.id"), nullable=True),
+    Column("role", String(16), nullable=False),
+    UniqueConstraint("user_id", "site_id", "role"),
+    CheckConstraint("role IN ('admin', 'operator', 'cashier', 'technician', 'owner')", name="role"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    Column("name", String(120), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("scopes", String(500), nullable=False),
+    Column("site_id", ForeignKey("sites.id"), nullable=True),
+    _created(),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(120), nullable=False),
+    Column("source_ip", String(64), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("site_id", Integer, nullable=True),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("reason", String(500), nullable=False, default=""),
+    Index(None, "object_type", "object_id"),
+)

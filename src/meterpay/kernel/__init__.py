@@ -1,0 +1,1 @@
+"""Pure shared types: money, quantities, utilities, clock and domain errors."""

@@ -1,0 +1,219 @@
+"""Ledger queries: ledger accounts, posting transfers, balances, history.
+
+Posting is insert-on-conflict-do-nothing on the idempotency key, then the
+posted totals of the touched ledger accounts move by the sum of the NEW
+transfers only, in ledger-account id order (a global lock order, so
+concurrent postings never deadlock). Repositories never commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, RowMapping, bindparam, func, select, update
+
+from meterpay.db.rows import insert_ignoring_conflicts, insert_row
+from meterpay.db.schema import ledger_accounts, transfers
+from meterpay.kernel.errors import IdempotencyConflict, NotFound
+from meterpay.ledger.model import LedgerAccountKind, LedgerAccountState, Transfer, TransferKind
+from meterpay.ledger.rules import balance_of
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """A transfer with the bookkeeping the ledger keeps beside it."""
+
+    transfer: Transfer
+    account_id: int | None = None
+    memo: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    id: int
+    idempotency_key: str
+    debit_account_id: int
+    credit_account_id: int
+    amount_fen: int
+    kind: TransferKind
+    reverses_key: str | None
+    account_id: int | None
+    memo: str
+    actor: str
+    created_at: datetime
+
+
+def create_ledger_account(
+    conn: Connection, code: str, kind: LedgerAccountKind, site_id: int | None, now: datetime
+) -> int:
+    return insert_row(
+        conn,
+        ledger_accounts,
+        {
+            "code": code,
+            "kind": kind.value,
+            "site_id": site_id,
+            "created_at": now,
+            "debits_posted": 0,
+            "credits_posted": 0,
+        },
+    )
+
+
+def ledger_account_id(conn: Connection, code: str) -> int:
+    found = conn.execute(select(ledger_accounts.c.id).where(ledger_accounts.c.code == code))
+    row_id = found.scalar_one_or_none()
+    if row_id is None:
+        raise NotFound(f"ledger account {code} does not exist", code=code)
+    return int(row_id)
+
+
+def post(conn: Connection, postings: Sequence[Posting], *, actor: str, now: datetime) -> set[str]:
+    """Post transfers exactly once; return the keys that were new."""
+    if not postings:
+        return set()
+    rows = [_row(p, actor, now) for p in postings]
+    stmt = insert_ignoring_conflicts(conn, transfers).returning(transfers.c.idempotency_key)
+    new_keys = {str(k) for k in conn.execute(stmt, rows).scalars()}
+    _apply_totals([p.transfer for p in postings if p.transfer.idempotency_key in new_keys], conn)
+    return new_keys
+
+
+def require_same(conn: Connection, transfer: Transfer) -> TransferRecord:
+    """For a repeated key: the stored transfer, which must be the same request."""
+    stored = transfer_by_key(conn, transfer.idempotency_key)
+    same = (stored.debit_account_id, stored.credit_account_id, stored.amount_fen) == (
+        transfer.debit_account_id,
+        transfer.credit_account_id,
+        transfer.amount_fen,
+    )
+    if not same:
+        raise IdempotencyConflict(
+            f"idempotency key {transfer.idempotency_key} was used for a different transfer",
+            key=transfer.idempotency_key,
+        )
+    return stored
+
+
+def transfer_by_key(conn: Connection, key: str) -> TransferRecord:
+    row = conn.execute(select(transfers).where(transfers.c.idempotency_key == key)).mappings()
+    found = row.first()
+    if found is None:
+        raise NotFound(f"no transfer with key {key}", key=key)
+    return _record(found)
+
+
+def balance_fen(conn: Connection, ledger_account_id: int) -> int:
+    row = conn.execute(
+        select(
+            ledger_accounts.c.kind,
+            ledger_accounts.c.debits_posted,
+            ledger_accounts.c.credits_posted,
+        ).where(ledger_accounts.c.id == ledger_account_id)
+    ).one()
+    return balance_of(LedgerAccountKind(row.kind), int(row.debits_posted), int(row.credits_posted))
+
+
+def history(
+    conn: Connection, account_id: int, *, before_id: int | None, limit: int
+) -> list[TransferRecord]:
+    """Newest first, keyset-paged by transfer id."""
+    query = select(transfers).where(transfers.c.account_id == account_id)
+    if before_id is not None:
+        query = query.where(transfers.c.id < before_id)
+    query = query.order_by(transfers.c.id.desc()).limit(limit)
+    return [_record(row) for row in conn.execute(query).mappings()]
+
+
+def all_states(conn: Connection) -> list[LedgerAccountState]:
+    query = select(ledger_accounts).order_by(ledger_accounts.c.id)
+    return [
+        LedgerAccountState(
+            int(r.id),
+            str(r.code),
+            LedgerAccountKind(r.kind),
+            int(r.debits_posted),
+            int(r.credits_posted),
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def stream_transfers(conn: Connection, chunk: int = 10_000) -> Iterator[Transfer]:
+    result = conn.execution_options(yield_per=chunk).execute(
+        select(transfers).order_by(transfers.c.id)
+    )
+    for row in result.mappings():
+        yield _transfer(row)
+
+
+def count_transfers(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(transfers)).scalar_one())
+
+
+def _apply_totals(new: Sequence[Transfer], conn: Connection) -> None:
+    debits: dict[int, int] = defaultdict(int)
+    credits: dict[int, int] = defaultdict(int)
+    for t in new:
+        debits[t.debit_account_id] += t.amount_fen
+        credits[t.credit_account_id] += t.amount_fen
+    params = [
+        {"lid": lid, "d": debits.get(lid, 0), "c": credits.get(lid, 0)}
+        for lid in sorted(debits.keys() | credits.keys())
+    ]
+    if params:
+        stmt = (
+            update(ledger_accounts)
+            .where(ledger_accounts.c.id == bindparam("lid"))
+            .values(
+                debits_posted=ledger_accounts.c.debits_posted + bindparam("d"),
+                credits_posted=ledger_accounts.c.credits_posted + bindparam("c"),
+            )
+        )
+        conn.execute(stmt, params)
+
+
+def _row(p: Posting, actor: str, now: datetime) -> dict[str, object]:
+    t = p.transfer
+    return {
+        "idempotency_key": t.idempotency_key,
+        "debit_account_id": t.debit_account_id,
+        "credit_account_id": t.credit_account_id,
+        "amount_fen": t.amount_fen,
+        "kind": t.kind.value,
+        "reverses_key": t.reverses_key,
+        "account_id": p.account_id,
+        "memo": p.memo,
+        "actor": actor,
+        "created_at": now,
+    }
+
+
+def _transfer(r: RowMapping) -> Transfer:
+    return Transfer(
+        idempotency_key=r["idempotency_key"],
+        debit_account_id=r["debit_account_id"],
+        credit_account_id=r["credit_account_id"],
+        amount_fen=int(r["amount_fen"]),
+        kind=TransferKind(r["kind"]),
+        reverses_key=r["reverses_key"],
+    )
+
+
+def _record(r: RowMapping) -> TransferRecord:
+    return TransferRecord(
+        id=int(r["id"]),
+        idempotency_key=r["idempotency_key"],
+        debit_account_id=r["debit_account_id"],
+        credit_account_id=r["credit_account_id"],
+        amount_fen=int(r["amount_fen"]),
+        kind=TransferKind(r["kind"]),
+        reverses_key=r["reverses_key"],
+        account_id=r["account_id"],
+        memo=r["memo"],
+        actor=r["actor"],
+        created_at=r["created_at"],
+    )

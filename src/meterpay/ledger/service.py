@@ -1,0 +1,119 @@
+"""Use cases on money: cash top-up, balances, history, ledger verification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from meterpay.audit import repository as audit
+from meterpay.kernel.errors import InvalidInput
+from meterpay.kernel.money import Money
+from meterpay.ledger import repository as repo
+from meterpay.ledger.model import Transfer, TransferKind, Violation
+from meterpay.ledger.repository import Posting, TransferRecord
+from meterpay.ledger.rules import check_invariants
+from meterpay.runtime import Runtime
+from meterpay.sites import repository as sites
+from meterpay.sites.model import AccountStatus, cash_code
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpResult:
+    transfer: TransferRecord
+    balance: Money
+    duplicate: bool
+
+
+def cash_top_up(
+    rt: Runtime,
+    *,
+    account_id: int,
+    amount: Money,
+    idempotency_key: str,
+    cashier: str,
+    note: str = "",
+) -> TopUpResult:
+    """Cash or POS money at the counter into an account's wallet, exactly once.
+
+    Top-ups are never refused for debts of any kind; only a closed account or
+    a non-positive amount is refused.
+    """
+    with rt.db.write() as conn:
+        return cash_top_up_in(
+            rt,
+            conn,
+            account_id=account_id,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            cashier=cashier,
+            note=note,
+        )
+
+
+def cash_top_up_in(
+    rt: Runtime,
+    conn: Connection,
+    *,
+    account_id: int,
+    amount: Money,
+    idempotency_key: str,
+    cashier: str,
+    note: str = "",
+) -> TopUpResult:
+    """``cash_top_up`` inside the caller's transaction (seeding, imports)."""
+    if amount.fen <= 0:
+        raise InvalidInput("a top-up must be more than 0.00 元", field="amount")
+    if not idempotency_key.strip():
+        raise InvalidInput("an idempotency key is required", field="idempotency_key")
+    key = f"topup:cash:{idempotency_key}"
+    now = rt.clock.now()
+    account = sites.account(conn, account_id, lock=True)
+    if account.status is not AccountStatus.OPEN:
+        raise InvalidInput(f"account {account.number} is closed", field="account_id")
+    site = sites.site(conn, account.site_id)
+    transfer = Transfer(
+        key,
+        repo.ledger_account_id(conn, cash_code(site.code)),
+        account.wallet_id,
+        amount.fen,
+        TransferKind.TOP_UP,
+    )
+    new = repo.post(
+        conn, [Posting(transfer, account_id=account_id, memo=note)], actor=cashier, now=now
+    )
+    stored = repo.require_same(conn, transfer)
+    if new:
+        audit.record(
+            conn,
+            at=now,
+            actor=cashier,
+            action="money.top_up",
+            object_type="account",
+            object_id=account_id,
+            site_id=site.id,
+            after={"amount": str(amount), "key": key},
+            reason=note,
+        )
+    balance = Money(repo.balance_fen(conn, account.wallet_id))
+    return TopUpResult(stored, balance, duplicate=not new)
+
+
+def account_balance(rt: Runtime, account_id: int) -> Money:
+    with rt.db.read() as conn:
+        account = sites.account(conn, account_id)
+        return Money(repo.balance_fen(conn, account.wallet_id))
+
+
+def account_history(
+    rt: Runtime, account_id: int, *, before_id: int | None = None, limit: int = 50
+) -> list[TransferRecord]:
+    with rt.db.read() as conn:
+        sites.account(conn, account_id)
+        return repo.history(conn, account_id, before_id=before_id, limit=limit)
+
+
+def verify_ledger(rt: Runtime) -> list[Violation]:
+    """Check every ledger invariant over the whole ledger (read-only)."""
+    with rt.db.read() as conn:
+        return check_invariants(repo.all_states(conn), repo.stream_transfers(conn))

@@ -1,0 +1,179 @@
+"""Ingest a batch of readings: validate, store, price, charge — exactly once.
+
+One chunk of the batch is one transaction:
+1. lock the chunk's meters (id order) so readings of one meter serialize;
+2. drop readings already stored (same meter and timestamp): a duplicate
+   changes nothing, whichever process sees it;
+3. judge each new reading against the meter's last accepted reading, in time
+   order (``metering.rules.assess_reading``), and store it with its quality;
+4. charge valid consumption to the meter's account (``billing.service``) and
+   move the meters' cursors.
+Unknown meters reject the whole batch before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from meterpay.billing.service import Billable, charge
+from meterpay.db.partitions import month_of
+from meterpay.db.schema import meters
+from meterpay.kernel.clock import require_aware
+from meterpay.kernel.errors import InvalidInput
+from meterpay.metering import repository as repo
+from meterpay.metering.meters import Meter, ReadingIn
+from meterpay.metering.model import Assessment, LastAccepted, ReadingQuality
+from meterpay.metering.rules import assess_reading
+from meterpay.runtime import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingOutcome:
+    meter_id: int
+    read_at: datetime
+    reading_id: int | None
+    stored: bool
+    quality: str
+    flags: tuple[str, ...]
+    consumption: str
+    charge_fen: int
+
+
+@dataclass
+class IngestResult:
+    outcomes: list[ReadingOutcome] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(o.quality if o.stored else "duplicate" for o in self.outcomes)
+        return {"received": len(self.outcomes), **counted}
+
+    @property
+    def charged_fen(self) -> int:
+        return sum(o.charge_fen for o in self.outcomes)
+
+
+def ingest_readings(rt: Runtime, batch: Sequence[ReadingIn], *, actor: str) -> IngestResult:
+    """Store and bill a batch; safe to repeat (a repeat changes nothing)."""
+    for reading in batch:
+        require_aware(reading.read_at)
+    _require_known_meters(rt, {r.meter_id for r in batch})
+    result = IngestResult()
+    for chunk in _chunks(
+        sorted(batch, key=lambda r: (r.meter_id, r.read_at)), rt.settings.ingest_batch_size
+    ):
+        result.outcomes.extend(_ingest_chunk(rt, chunk, actor))
+    return result
+
+
+def _ingest_chunk(rt: Runtime, chunk: Sequence[ReadingIn], actor: str) -> list[ReadingOutcome]:
+    now = rt.clock.now()
+    with rt.db.write() as conn:
+        rt.partitions.ensure(conn, {month_of(r.read_at) for r in chunk})
+        return _store_and_bill(rt, conn, chunk, now, actor)
+
+
+def _store_and_bill(
+    rt: Runtime, conn: Connection, chunk: Sequence[ReadingIn], now: datetime, actor: str
+) -> list[ReadingOutcome]:
+    meters_by_id = repo.lock_meters(conn, {r.meter_id for r in chunk})
+    seen = repo.existing_reading_times(conn, [(r.meter_id, r.read_at) for r in chunk])
+    judged: list[tuple[ReadingIn, Assessment | None, datetime | None]] = []
+    cursors: dict[int, tuple[datetime, Any]] = {}
+    for r in chunk:  # sorted by meter, then time
+        if (r.meter_id, r.read_at) in seen:
+            judged.append((r, None, None))
+            continue
+        seen.add((r.meter_id, r.read_at))
+        meter = meters_by_id[r.meter_id]
+        last = _cursor(meter, cursors)
+        verdict = assess_reading(
+            meter.profile,
+            last,
+            r.read_at,
+            r.total,
+            now,
+            future_tolerance=rt.settings.future_tolerance,
+        )
+        judged.append((r, verdict, last.read_at if last else None))
+        if verdict.advances:
+            cursors[r.meter_id] = (r.read_at, r.total)
+    ids = repo.insert_readings(conn, [_row(r, v, now) for r, v, _ in judged if v is not None])
+    billables = [
+        Billable(
+            ids[(r.meter_id, r.read_at)], r.meter_id, account_id, start, r.read_at, v.consumption
+        )
+        for r, v, start in judged
+        if v is not None
+        and v.quality is ReadingQuality.VALID
+        and start is not None
+        and (account_id := meters_by_id[r.meter_id].account_id) is not None
+    ]
+    amounts = charge(conn, billables, actor=actor, now=now)
+    repo.advance_cursors(conn, cursors)
+    return [_outcome(r, v, ids, amounts) for r, v, _ in judged]
+
+
+def _cursor(meter: Meter, moved: dict[int, tuple[datetime, Any]]) -> LastAccepted | None:
+    if meter.id in moved:
+        at, total = moved[meter.id]
+        return LastAccepted(at, total)
+    return meter.last_accepted
+
+
+def _row(r: ReadingIn, v: Assessment, now: datetime) -> dict[str, Any]:
+    return {
+        "meter_id": r.meter_id,
+        "read_at": r.read_at,
+        "received_at": now,
+        "total": r.total,
+        "tip": r.tip,
+        "peak": r.peak,
+        "flat": r.flat,
+        "valley": r.valley,
+        "status_word": r.status_word,
+        "source": r.source.value,
+        "quality": v.quality.value,
+        "flags": ",".join(f.value for f in v.flags),
+        "consumption": v.consumption,
+    }
+
+
+def _outcome(
+    r: ReadingIn,
+    v: Assessment | None,
+    ids: dict[tuple[int, datetime], int],
+    amounts: dict[int, int],
+) -> ReadingOutcome:
+    if v is None:
+        return ReadingOutcome(r.meter_id, r.read_at, None, False, "duplicate", (), "0", 0)
+    reading_id = ids[(r.meter_id, r.read_at)]
+    return ReadingOutcome(
+        r.meter_id,
+        r.read_at,
+        reading_id,
+        True,
+        v.quality.value,
+        tuple(f.value for f in v.flags),
+        str(v.consumption),
+        amounts.get(reading_id, 0),
+    )
+
+
+def _require_known_meters(rt: Runtime, meter_ids: set[int]) -> None:
+    with rt.db.read() as conn:
+        known = set(conn.execute(select(meters.c.id).where(meters.c.id.in_(meter_ids))).scalars())
+    unknown = sorted(meter_ids - known)
+    if unknown:
+        raise InvalidInput(f"unknown meters: {unknown[:20]}", field="meter_id", unknown=unknown)
+
+
+def _chunks(items: Sequence[ReadingIn], size: int) -> Iterator[Sequence[ReadingIn]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,1 @@
+"""Simulated meters and load: the demo, tests and load runs."""

@@ -1,0 +1,1 @@
+"""Places (site, building, floor, unit), customers and prepaid accounts."""

@@ -1,0 +1,1 @@
+"""Tariffs: versioned price rules with effective dates."""

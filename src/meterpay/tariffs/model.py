@@ -1,0 +1,33 @@
+"""Tariffs and their versions (flat price for now).
+
+A version takes effect at its ``effective_from``; consumption is priced by the
+version in force when it was used (see ``billing.rules.split_by_versions``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from meterpay.kernel.quantity import Utility
+
+
+@dataclass(frozen=True, slots=True)
+class TariffVersion:
+    id: int
+    tariff_id: int
+    effective_from: datetime
+    unit_price: Decimal
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    id: int
+    site_id: int
+    code: str
+    name: str
+    utility: Utility
+    created_at: datetime
+    versions: tuple[TariffVersion, ...] = ()

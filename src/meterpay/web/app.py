@@ -1,0 +1,75 @@
+"""The FastAPI application: routes are thin, errors are JSON with stable codes.
+
+Domain errors map to HTTP status codes here and nowhere else:
+``invalid_input`` 422, ``not_found`` 404, ``unauthorized`` 401,
+``conflict``/``idempotency_conflict`` 409; request validation errors 422 with
+the failing fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from meterpay.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
+from meterpay.kernel.money import InvalidAmount
+from meterpay.kernel.quantity import InvalidQuantity
+from meterpay.runtime import Runtime
+from meterpay.web.api import routes
+
+_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+)
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="meterpay",
+        version="0.1.0",
+        description="物业水电预付费系统 API — prepaid water and electricity for property managers.",
+    )
+    app.state.runtime = rt
+    app.include_router(routes.router, prefix="/api/v1")
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidAmount, _value_error)
+    app.add_exception_handler(InvalidQuantity, _value_error)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> dict[str, str]:
+        return {"name": "meterpay", "api": "/api/v1", "openapi": "/openapi.json", "docs": "/docs"}
+
+    return app
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if details:
+        body["error"]["details"] = details
+    return JSONResponse(status_code=status, content=body)
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, DomainError):  # registered for DomainError only
+        raise exc
+    status = next((s for kind, s in _STATUS if isinstance(exc, kind)), 400)
+    return _error(status, exc.code, exc.message, exc.details or None)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # registered for this type only
+        raise exc
+    fields = [
+        {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "problem": e["msg"]}
+        for e in exc.errors()
+    ]
+    return _error(422, "invalid_input", "the request is not valid", fields)
+
+
+async def _value_error(_: Request, exc: Exception) -> JSONResponse:
+    return _error(422, "invalid_input", str(exc))
