@@ -66,8 +66,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from meterpay.web.app import create_app
 
+    from meterpay.db.partitions import months_ahead
+
     settings = Settings()
     rt = build_runtime(settings)
+    with rt.db.write() as conn:  # the months ahead exist before the first reading arrives
+        rt.partitions.ensure(conn, months_ahead(rt.clock.now(), settings.partitions_ahead_months))
     uvicorn.run(create_app(rt), host=args.host or settings.host, port=args.port or settings.port)
     return 0
 

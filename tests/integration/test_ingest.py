@@ -5,24 +5,34 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+from sqlalchemy import text
+
 from meterpay.kernel.money import Money
 from meterpay.ledger import service as ledger
 from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import ReadingIn, ReadingSource
 from meterpay.runtime import Runtime
+from meterpay.tariffs import service as tariffs
 from tests.integration.builders import a_home
 
 
 def _reading(meter_id: int, rt: Runtime, hours: int, total: str) -> ReadingIn:
-    return ReadingIn(meter_id, rt.clock.now() + timedelta(hours=hours), Decimal(total),
-                     ReadingSource.HTTP)
+    return ReadingIn(
+        meter_id, rt.clock.now() + timedelta(hours=hours), Decimal(total), ReadingSource.HTTP
+    )
 
 
 def test_a_reading_is_priced_and_deducted_from_the_wallet(rt: Runtime) -> None:
     """10 kWh at 0.4883 costs 4.88 and leaves the topped-up wallet at 95.12."""
     home = a_home(rt)
-    ledger.cash_top_up(rt, account_id=home.account.id, amount=Money.from_yuan("100"),
-                       idempotency_key="r-1", cashier="cashier")
+    ledger.cash_top_up(
+        rt,
+        account_id=home.account.id,
+        amount=Money.from_yuan("100"),
+        idempotency_key="r-1",
+        cashier="cashier",
+    )
     rt.clock.advance(timedelta(hours=2))  # type: ignore[attr-defined]
     result = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "10")], actor="test")
     assert result.counts == {"received": 1, "valid": 1}
@@ -43,3 +53,110 @@ def test_posting_the_same_batch_twice_changes_nothing(rt: Runtime) -> None:
     assert second.counts == {"received": 4, "duplicate": 4}
     assert ledger.account_balance(rt, home.account.id) == balance
     assert balance == -Money(round(40 * 4883 / 100))
+
+
+def test_backwards_spike_and_future_readings_are_kept_but_never_billed(rt: Runtime) -> None:
+    """Suspect readings are stored with their flag, charge nothing and leave the cursor alone."""
+    home = a_home(rt)
+    rt.clock.advance(timedelta(hours=10))  # type: ignore[attr-defined]
+    first = ingest_readings(rt, [_reading(home.meter.id, rt, -9, "10")], actor="test")
+    assert first.counts == {"received": 1, "valid": 1}
+    suspects = [
+        _reading(home.meter.id, rt, -8, "9"),  # backwards
+        _reading(home.meter.id, rt, -7, "5000"),  # 4990 kWh in 2 h: beyond 20 kWh/h
+        _reading(home.meter.id, rt, 2, "11"),  # two hours in the future
+    ]
+    result = ingest_readings(rt, suspects, actor="test")
+    assert [(o.quality, o.flags) for o in result.outcomes] == [
+        ("suspect", ("backwards",)),
+        ("suspect", ("spike",)),
+        ("suspect", ("future",)),
+    ]
+    assert result.charged_fen == 0
+    after = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "20")], actor="test")
+    assert after.outcomes[0].consumption == "10.0000"
+
+
+def test_a_register_rollover_bills_the_wrapped_consumption(rt: Runtime) -> None:
+    """99995 -> 3 on a 100000 register is 8 kWh, not a backwards reading."""
+    home = a_home(rt, price="1.0000", max_rate_per_hour=None)
+    rt.clock.advance(timedelta(hours=3))  # type: ignore[attr-defined]
+    ingest_readings(rt, [_reading(home.meter.id, rt, -2, "99995")], actor="test")
+    balance = ledger.account_balance(rt, home.account.id)
+    result = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "3")], actor="test")
+    assert result.outcomes[0].flags == ("rollover",)
+    assert ledger.account_balance(rt, home.account.id) == balance - Money.from_yuan("8.00")
+
+
+def test_a_multiplier_scales_consumption(rt: Runtime) -> None:
+    """A CT meter with 倍率 30 bills 30 times its register difference."""
+    home = a_home(rt, price="1.0000", multiplier=30, max_rate_per_hour=None)
+    rt.clock.advance(timedelta(hours=2))  # type: ignore[attr-defined]
+    result = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "1.5")], actor="test")
+    assert result.outcomes[0].consumption == "45.0000"
+    assert result.charged_fen == 4500
+
+
+def test_a_price_change_splits_the_interval_at_its_effective_time(rt: Runtime) -> None:
+    """Half the interval at the old price, half at the new one."""
+    home = a_home(rt, price="1.0000", max_rate_per_hour=None)
+    tariffs.add_version(
+        rt,
+        home.tariff_id,
+        unit_price="2.0000",
+        effective_from=rt.clock.now() + timedelta(hours=1),
+        actor="test",
+    )
+    rt.clock.advance(timedelta(hours=2))  # type: ignore[attr-defined]
+    result = ingest_readings(rt, [_reading(home.meter.id, rt, 0, "10")], actor="test")
+    assert result.charged_fen == 1500  # 5 kWh at 1.00 + 5 kWh at 2.00
+
+
+def test_charges_for_a_run_of_readings_sum_to_the_price_of_the_total(rt: Runtime) -> None:
+    """Thirty 0.0333 kWh readings at 0.4883 cost round(0.999 x 0.4883) = 0.49 in all."""
+    home = a_home(rt)
+    rt.clock.advance(timedelta(hours=40))  # type: ignore[attr-defined]
+    batch = [
+        _reading(home.meter.id, rt, -39 + i, str(Decimal("0.0333") * (i + 1))) for i in range(30)
+    ]
+    result = ingest_readings(rt, batch, actor="test")
+    assert result.charged_fen == 49
+    assert ledger.account_balance(rt, home.account.id) == -Money(49)
+
+
+def test_transfers_refuse_updates_and_deletes(rt: Runtime) -> None:
+    """The ledger is append-only in the database itself, on every backend."""
+    home = a_home(rt)
+    ledger.cash_top_up(
+        rt,
+        account_id=home.account.id,
+        amount=Money.from_yuan("1"),
+        idempotency_key="k",
+        cashier="c",
+    )
+    for statement in ("UPDATE transfers SET amount_fen = 2", "DELETE FROM transfers"):
+        with pytest.raises(Exception, match="append-only"), rt.db.write() as conn:
+            conn.execute(text(statement))
+
+
+def test_a_reading_in_a_month_without_partition_gets_one_on_demand(rt: Runtime) -> None:
+    """Readings are partitioned by month on PostgreSQL; a new month's partition appears."""
+    home = a_home(rt)
+    far = ReadingIn(
+        home.meter.id, rt.clock.now() + timedelta(days=400), Decimal("1"), ReadingSource.HTTP
+    )
+    result = ingest_readings(rt, [far], actor="test")
+    assert result.outcomes[0].stored
+    assert result.outcomes[0].flags == ("future",)
+    if rt.db.is_postgres:
+        with rt.db.read() as conn:
+            parts = set(
+                conn.execute(
+                    text(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings'"
+                    )
+                ).scalars()
+            )
+        assert "readings_202712" in parts
+        assert {"readings_202611", "readings_202612", "readings_202701"} <= parts
