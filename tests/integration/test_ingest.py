@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from meterpay.kernel.money import Money
 from meterpay.ledger import service as ledger
+from meterpay.metering import service as metering
 from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import ReadingIn, ReadingSource
 from meterpay.runtime import Runtime
@@ -160,3 +161,26 @@ def test_a_reading_in_a_month_without_partition_gets_one_on_demand(rt: Runtime) 
             )
         assert "readings_202712" in parts
         assert {"readings_202611", "readings_202612", "readings_202701"} <= parts
+
+
+def test_meter_replacement_bills_both_meters_and_ignores_the_old_one_afterwards(
+    rt: Runtime,
+) -> None:
+    """换表: old final − old last, then new reading − new initial; old readings stop billing."""
+    home = a_home(rt, price="1.0000", max_rate_per_hour=None)
+    rt.clock.advance(timedelta(hours=10))  # type: ignore[attr-defined]
+    ingest_readings(rt, [_reading(home.meter.id, rt, -9, "100")], actor="test")
+    new = metering.replace_meter(
+        rt,
+        home.meter.id,
+        final_total=Decimal("130"),
+        replaced_at=rt.clock.now() - timedelta(hours=5),
+        new_address="000000000202",
+        new_initial_total=Decimal("2"),
+        reason="表计损坏",
+        actor="test",
+    )
+    ingest_readings(rt, [_reading(new.id, rt, -1, "12")], actor="test")
+    stale = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "140")], actor="test")
+    assert stale.outcomes[0].flags == ("meter_removed",)
+    assert ledger.account_balance(rt, home.account.id) == -Money.from_yuan("140")

@@ -29,7 +29,7 @@ from meterpay.kernel.errors import InvalidInput
 from meterpay.metering import repository as repo
 from meterpay.metering.meters import Meter, ReadingIn
 from meterpay.metering.model import Assessment, LastAccepted, ReadingQuality
-from meterpay.metering.rules import assess_reading
+from meterpay.metering.rules import assess_after_removal, assess_reading
 from meterpay.runtime import Runtime
 
 
@@ -63,7 +63,7 @@ def ingest_readings(rt: Runtime, batch: Sequence[ReadingIn], *, actor: str) -> I
     """Store and bill a batch; safe to repeat (a repeat changes nothing)."""
     for reading in batch:
         require_aware(reading.read_at)
-    _require_known_meters(rt, {r.meter_id for r in batch})
+    _require_known_meters(rt, sorted({r.meter_id for r in batch}))
     result = IngestResult()
     for chunk in _chunks(
         sorted(batch, key=lambda r: (r.meter_id, r.read_at)), rt.settings.ingest_batch_size
@@ -93,14 +93,7 @@ def _store_and_bill(
         seen.add((r.meter_id, r.read_at))
         meter = meters_by_id[r.meter_id]
         last = _cursor(meter, cursors)
-        verdict = assess_reading(
-            meter.profile,
-            last,
-            r.read_at,
-            r.total,
-            now,
-            future_tolerance=rt.settings.future_tolerance,
-        )
+        verdict = _judge(rt, meter, last, r, now)
         judged.append((r, verdict, last.read_at if last else None))
         if verdict.advances:
             cursors[r.meter_id] = (r.read_at, r.total)
@@ -118,6 +111,16 @@ def _store_and_bill(
     amounts = charge(conn, billables, actor=actor, now=now)
     repo.advance_cursors(conn, cursors)
     return [_outcome(r, v, ids, amounts) for r, v, _ in judged]
+
+
+def _judge(
+    rt: Runtime, meter: Meter, last: LastAccepted | None, r: ReadingIn, now: datetime
+) -> Assessment:
+    if meter.removed_at is not None and r.read_at > meter.removed_at:
+        return assess_after_removal()
+    return assess_reading(
+        meter.profile, last, r.read_at, r.total, now, future_tolerance=rt.settings.future_tolerance
+    )
 
 
 def _cursor(meter: Meter, moved: dict[int, tuple[datetime, Any]]) -> LastAccepted | None:
@@ -166,10 +169,13 @@ def _outcome(
     )
 
 
-def _require_known_meters(rt: Runtime, meter_ids: set[int]) -> None:
-    with rt.db.read() as conn:
-        known = set(conn.execute(select(meters.c.id).where(meters.c.id.in_(meter_ids))).scalars())
-    unknown = sorted(meter_ids - known)
+def _require_known_meters(rt: Runtime, meter_ids: list[int]) -> None:
+    known: set[int] = set()
+    with rt.db.read() as conn:  # in slices: SQLite caps the parameters of one statement
+        for start in range(0, len(meter_ids), 10_000):
+            ids = meter_ids[start : start + 10_000]
+            known.update(conn.execute(select(meters.c.id).where(meters.c.id.in_(ids))).scalars())
+    unknown = sorted(set(meter_ids) - known)
     if unknown:
         raise InvalidInput(f"unknown meters: {unknown[:20]}", field="meter_id", unknown=unknown)
 

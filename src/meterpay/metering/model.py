@@ -40,6 +40,8 @@ class QualityFlag(StrEnum):
     FIRST_READING = "first_reading"
     OUT_OF_RANGE = "out_of_range"
     """The register value is negative or beyond what the register can show."""
+    METER_REMOVED = "meter_removed"
+    """Taken after the meter was removed (replaced): someone is still reading it."""
 
 
 @dataclass(frozen=True, slots=True)

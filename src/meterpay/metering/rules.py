@@ -125,3 +125,8 @@ def _register_can_show(profile: MeterProfile, total: Decimal) -> bool:
 
 def _suspect(flag: QualityFlag) -> Assessment:
     return Assessment(ReadingQuality.SUSPECT, (flag,), _ZERO, advances=False)
+
+
+def assess_after_removal() -> Assessment:
+    """A reading of a meter taken after it was removed: kept, never billed."""
+    return _suspect(QualityFlag.METER_REMOVED)
