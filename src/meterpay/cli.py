@@ -64,9 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from meterpay.web.app import create_app
-
     from meterpay.db.partitions import months_ahead
+    from meterpay.web.app import create_app
 
     settings = Settings()
     rt = build_runtime(settings)
