@@ -50,7 +50,10 @@ class PartitionKeeper:
             return
         # DDL in its own short transaction: committed whatever the caller's
         # transaction does, so the cache never believes in a rolled-back table.
+        # A caller that already wrote readings in this transaction would block the
+        # DDL forever; the lock timeout turns that programming error into an error.
         with conn.engine.begin() as ddl:
+            ddl.execute(text("SET LOCAL lock_timeout = '15s'"))
             ddl.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
             for month in missing:
                 ddl.execute(text(_ddl(month)))

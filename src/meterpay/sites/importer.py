@@ -121,7 +121,9 @@ def _phone(text: str) -> str:
     digits = re.sub(r"[\s-]", "", text)
     if not _MOBILE.fullmatch(digits):
         raise ValueError(
-            _msg("手机号须为1开头的11位大陆手机号", "phone must be an 11-digit mainland mobile, 1…")
+            _msg(
+                "手机号须为1开头的11位大陆手机号", "phone: 11-digit mainland mobile starting with 1"
+            )
         )
     return digits
 
@@ -138,28 +140,22 @@ def _address(pattern: str, zh: str, en: str) -> Callable[[str], str]:
 
 
 def _multiplier(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
         raise ValueError(_msg("倍率须为不小于1的整数", "multiplier must be a whole number >= 1"))
-    return value
+    return int(text)
 
 
 def _reading(capacity: Decimal) -> Callable[[str], Decimal]:
+    zh = f"底数须在0到{capacity}之间，最多4位小数"
+    en = f"initial reading must be 0 to below {capacity}, 4 decimals at most"
+
     def parse(text: str) -> Decimal:
         try:
             value = parse_quantity(text)
         except InvalidQuantity:
-            value = capacity
+            raise ValueError(_msg(zh, en)) from None
         if not 0 <= value < capacity:
-            raise ValueError(
-                _msg(
-                    f"底数须在0到{capacity}之间，最多4位小数",
-                    f"initial reading must be 0 to below {capacity}, 4 decimals at most",
-                )
-            )
+            raise ValueError(_msg(zh, en))
         return value
 
     return parse
@@ -242,6 +238,7 @@ _METERS = (
     _MeterColumns(Utility.WATER, Protocol.CJT188, WATER_CAPACITY, "water"),
 )
 _PROTOCOL = {m.utility: m.protocol for m in _METERS}
+_CAPACITY = {m.utility: m.capacity for m in _METERS}
 _UTILITY_ZH = {Utility.ELECTRICITY: "电价", Utility.WATER: "水价"}
 
 
@@ -276,6 +273,15 @@ class RefKind(StrEnum):
     UNIT_CODE = "unit_code"
     METER_ADDRESS = "meter_address"
     TARIFF_CODE = "tariff_code"
+
+
+_REFERENCING_COLUMNS = (
+    ("unit_code", RefKind.UNIT_CODE, None),
+    ("elec_address", RefKind.METER_ADDRESS, Utility.ELECTRICITY),
+    ("elec_tariff", RefKind.TARIFF_CODE, Utility.ELECTRICITY),
+    ("water_address", RefKind.METER_ADDRESS, Utility.WATER),
+    ("water_tariff", RefKind.TARIFF_CODE, Utility.WATER),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,9 +440,8 @@ def _parse_row(
             values[name] = _COLUMN[name].parse(text)
         except ValueError as exc:
             errors.append(RowError(number, header.label(name), str(exc)))
-    return values, errors + _missing_companions(header, number, present) + _stray(
-        header, number, cells
-    )
+    errors += _missing_companions(header, number, present)
+    return values, errors + _stray(header, number, cells)
 
 
 def _stray(header: _Header, number: int, cells: Sequence[str]) -> list[RowError]:
@@ -460,19 +465,11 @@ def _missing_companions(header: _Header, number: int, present: set[str]) -> list
 
 
 def _references(header: _Header, number: int, values: dict[str, Any]) -> list[Reference]:
-    found = []
-    if "unit_code" in values:
-        found.append(
-            Reference(number, header.label("unit_code"), RefKind.UNIT_CODE, values["unit_code"])
-        )
-    for meter in _METERS:
-        for suffix, kind in (("_address", RefKind.METER_ADDRESS), ("_tariff", RefKind.TARIFF_CODE)):
-            name = meter.prefix + suffix
-            if name in values:
-                found.append(
-                    Reference(number, header.label(name), kind, values[name], meter.utility)
-                )
-    return found
+    return [
+        Reference(number, header.label(name), kind, values[name], utility)
+        for name, kind, utility in _REFERENCING_COLUMNS
+        if name in values
+    ]
 
 
 def _duplicates_in_file(references: Sequence[Reference]) -> list[RowError]:
@@ -552,9 +549,8 @@ def import_sheet(
             errors = [*parsed.errors, *_check_database(conn, site.id, parsed.references)]
             if errors:
                 raise _Abandon(ImportReport(site_code, dry_run, _in_row_order(errors)))
-            created = _SheetWriter(rt, conn, site, actor=actor, dry_run=dry_run).write_all(
-                parsed.rows
-            )
+            writer = _SheetWriter(rt, conn, site, actor=actor, dry_run=dry_run)
+            created = writer.write_all(parsed.rows)
             report = ImportReport(site_code, dry_run, created=created)
             if dry_run:
                 raise _Abandon(report)
@@ -609,8 +605,8 @@ class _Known:
         return None if message is None else RowError(ref.row, ref.column, message)
 
     def _meter_exists(self, ref: Reference) -> bool:
-        assert ref.utility is not None  # noqa: S101  every meter reference has one
-        return (_PROTOCOL[ref.utility].value, ref.value) in self.meter_addresses
+        protocol = _PROTOCOL[ref.utility] if ref.utility is not None else None
+        return protocol is not None and (protocol.value, ref.value) in self.meter_addresses
 
     def _tariff_problem(self, ref: Reference) -> str | None:
         utility = self.tariffs.get(ref.value)
@@ -644,7 +640,7 @@ class _SheetWriter:
                 self._write(row)
             except DomainError as exc:
                 raise _Abandon(self._failure(row, exc.message)) from exc
-            except (IntegrityError, DataError) as exc:  # a concurrent writer got there first
+            except (IntegrityError, DataError) as exc:  # e.g. an account number already taken
                 raise _Abandon(self._failure(row, str(exc.orig).splitlines()[0])) from exc
         created = {kind: self.created[kind] for kind in CREATED_KINDS}
         audit.record(
@@ -699,7 +695,7 @@ class _SheetWriter:
             initial_total=meter.initial_total,
             account_id=account.id,
             multiplier=meter.multiplier,
-            register_capacity=_capacity(meter.utility),
+            register_capacity=_CAPACITY[meter.utility],
             max_rate_per_hour=None,
             has_switch=False,
             gateway_id=None,
@@ -775,10 +771,6 @@ def _ids_by_code(conn: Connection, table: Table, site_id: int) -> dict[str, int]
     return {code: row_id for code, row_id in conn.execute(query)}
 
 
-def _capacity(utility: Utility) -> Decimal:
-    return ELECTRICITY_CAPACITY if utility is Utility.ELECTRICITY else WATER_CAPACITY
-
-
 # --- the command line ----------------------------------------------------------
 
 _KIND_ZH = {
@@ -795,7 +787,7 @@ def render_report(report: ImportReport) -> str:
     if not report.ok:
         head = _msg(
             f"导入失败，共{len(report.errors)}处错误，未导入任何数据",
-            f"{len(report.errors)} errors; nothing was imported",
+            f"{len(report.errors)} error(s); nothing was imported",
         )
         return "\n".join([head, *(_error_line(e) for e in report.errors)])
     counts = "，".join(f"{_KIND_ZH[k]} {report.count(k)}" for k in CREATED_KINDS)
