@@ -16,8 +16,9 @@ from meterpay.kernel.quantity import Utility
 from meterpay.metering import service as metering
 from meterpay.runtime import Runtime
 from meterpay.sites import service as sites
-from meterpay.sites.importer import ImportReport, RowError, import_sheet, run_import_cli
+from meterpay.sites.importer import ImportReport, import_sheet, run_import_cli
 from meterpay.sites.model import Site, UnitKind
+from meterpay.sites.sheet import RowError
 from meterpay.tariffs import service as tariffs
 
 ACTOR = "test"
@@ -118,42 +119,6 @@ def test_a_good_csv_creates_units_owners_accounts_and_meters_at_their_baseline(
     assert (unit.name, unit.kind, unit.area_m2) == ("1-0301", UnitKind.HOME, Decimal("89.50"))
 
 
-def test_a_good_xlsx_with_english_headers_and_numeric_cells_imports_the_same(
-    rt: Runtime, site: Site, tmp_path: Path
-) -> None:
-    """Excel turns floors, areas and phones into numbers; they still read as typed."""
-    header = [
-        "building_code",
-        "floor",
-        "unit_code",
-        "unit_kind",
-        "area_m2",
-        "customer_name",
-        "customer_phone",
-        "electricity_meter_address",
-        "electricity_tariff_code",
-    ]
-    rows: list[list[object]] = [
-        header,
-        ["1栋", 3, "1-0301", "home", 89.5, "张三", 13800138000, "000000000301", "居民电价"],
-        [None] * 9,
-        ["1栋", 3, "1-0302", "住宅", 90, "李四", 13900139000, "000000000302", "居民电价"],
-    ]
-    report = import_sheet(
-        rt, write_xlsx(tmp_path / "units.xlsx", rows), site_code="SUNNY", actor=ACTOR
-    )
-    assert report.errors == ()
-    assert created(report) == {
-        "buildings": 1,
-        "floors": 1,
-        "units": 2,
-        "customers": 2,
-        "accounts": 2,
-        "meters": 2,
-    }
-    assert {m.last_total for m in metering.list_meters(rt, site_id=site.id)} == {Decimal(0)}
-
-
 def test_a_file_with_three_bad_rows_reports_all_three_and_creates_nothing(
     rt: Runtime, site: Site, tmp_path: Path
 ) -> None:
@@ -173,18 +138,26 @@ def test_a_file_with_three_bad_rows_reports_all_three_and_creates_nothing(
     assert counts(rt) == before
 
 
-@pytest.mark.parametrize("encoding", ["gbk", "utf-8-sig"])
-def test_a_csv_saved_by_excel_in_china_as_gbk_or_utf8_with_bom_imports(
-    rt: Runtime, site: Site, tmp_path: Path, encoding: str
+def test_the_switch_columns_record_a_relay_or_a_valve_on_each_meter(
+    rt: Runtime, site: Site, tmp_path: Path
 ) -> None:
-    """The same sheet in either encoding reads the same Chinese headers and names."""
-    path = write_csv(tmp_path / "excel.csv", GOOD, encoding=encoding)
-    report = import_sheet(rt, path.read_bytes(), site_code="SUNNY", actor=ACTOR)
-    assert report.ok
-    assert report.count("units") == 3
-    assert {c.name for c in sites.page(rt, "customers", after_id=None, limit=10)} == {
-        "张三",
-        "李四",
+    """电表可通断 and 水表可通断 reach the meters; a meter without a value has no switch."""
+    header = [*HEADER, "电表可通断", "水表可通断"]
+    rows: list[list[object]] = [
+        header,
+        [*ZHANG_SAN, "是", "否"],
+        [*LI_SI, True, None],
+        [*SHOP, "", "1"],
+    ]
+    path = write_xlsx(tmp_path / "units.xlsx", rows)
+    assert import_sheet(rt, path, site_code="SUNNY", actor=ACTOR).errors == ()
+    found = {m.address: m.has_switch for m in metering.list_meters(rt, site_id=site.id)}
+    assert found == {
+        "000000000301": True,
+        "1234567890ABCD": False,
+        "000000000302": True,
+        "000000000101": False,
+        "00000000000A0F": True,
     }
 
 
@@ -201,15 +174,6 @@ def test_a_dry_run_checks_everything_and_writes_nothing(
     assert counts(rt) == before
 
 
-def test_unknown_headers_are_reported_by_name(rt: Runtime, site: Site, tmp_path: Path) -> None:
-    """A header the importer does not know is an error naming it, in the header row."""
-    path = write_csv(tmp_path / "units.csv", [[*HEADER, "物业费"], [*ZHANG_SAN, "2.5"]])
-    report = import_sheet(rt, path, site_code="SUNNY", actor=ACTOR)
-    assert [(e.row, e.column) for e in report.errors] == [(1, "物业费")]
-    assert "物业费" in report.errors[0].message
-    assert counts(rt)["units"] == 0
-
-
 def test_a_unit_code_already_in_the_database_is_reported(
     rt: Runtime, site: Site, tmp_path: Path
 ) -> None:
@@ -223,16 +187,6 @@ def test_a_unit_code_already_in_the_database_is_reported(
     assert "已存在" in unit_errors[0].message
     assert {e.column for e in report.errors} == {"房号", "电表地址", "水表地址"}
     assert counts(rt) == before
-
-
-def test_a_meter_needs_its_tariff_and_a_floor_needs_its_building(
-    rt: Runtime, site: Site, tmp_path: Path
-) -> None:
-    """Columns that go together are checked together, naming the missing one."""
-    header = ["房号", "类型", "楼层", "水表地址"]
-    path = write_csv(tmp_path / "units.csv", [header, ["G-1", "公区", "1", "0000000000000F"]])
-    report = import_sheet(rt, path, site_code="SUNNY", actor=ACTOR)
-    assert {(e.row, e.column) for e in report.errors} == {(2, "楼栋"), (2, "水价方案")}
 
 
 def test_the_command_prints_each_error_with_its_row_and_column_and_fails(
