@@ -223,8 +223,8 @@ def open_account_in(
     unit = repo.unit(conn, unit_id)
     site = repo.site(conn, unit.site_id)
     _check_tariff(conn, tariff_id, site.id, utility)
-    if customer_id is not None and fetch(conn, customers, Customer, customer_id).site_id != site.id:
-        raise InvalidInput(f"customer {customer_id} is not in site {site.id}", field="customer_id")
+    if customer_id is not None:
+        _check_customer(conn, customer_id, site.id)
     number = number or f"{'E' if utility is Utility.ELECTRICITY else 'W'}-{unit.code}"
     wallet_id = ledger.create_ledger_account(
         conn, wallet_code(site.code, number), LedgerAccountKind.LIABILITY, site.id, now
@@ -267,6 +267,8 @@ def update_account(
         before = repo.account(conn, account_id, lock=True)
         if "tariff_id" in changes:
             _check_tariff(conn, changes["tariff_id"], before.site_id, before.utility)
+        if changes.get("customer_id") is not None:
+            _check_customer(conn, changes["customer_id"], before.site_id)
         update_row(conn, accounts, account_id, changes)
         after = repo.account(conn, account_id)
         audit.record(
@@ -296,6 +298,11 @@ def _check_tariff(conn: Connection, tariff_id: int, site_id: int, utility: Utili
         raise InvalidInput(
             f"tariff {tariff_id} prices {row.utility}, not {utility.value}", field="tariff_id"
         )
+
+
+def _check_customer(conn: Connection, customer_id: int, site_id: int) -> None:
+    if fetch(conn, customers, Customer, customer_id).site_id != site_id:
+        raise InvalidInput(f"customer {customer_id} is not in site {site_id}", field="customer_id")
 
 
 def _update(

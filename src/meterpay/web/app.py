@@ -3,18 +3,21 @@
 Domain errors map to HTTP status codes here and nowhere else:
 ``invalid_input`` 422, ``not_found`` 404, ``unauthorized`` 401,
 ``conflict``/``idempotency_conflict`` 409; request validation errors 422 with
-the failing fields.
+the failing fields. The framework's own HTTP errors (an unknown path 404, a
+wrong method 405) use the same ``{"error": {"code", "message"}}`` body.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
-from meterpay.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
+from meterpay.kernel.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
 from meterpay.kernel.money import InvalidAmount
 from meterpay.kernel.quantity import InvalidQuantity
 from meterpay.runtime import Runtime
@@ -24,7 +27,9 @@ _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (InvalidInput, 422),
+    (Unauthorized, 401),
 )
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -37,6 +42,7 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(routes.router, prefix="/api/v1")
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(InvalidAmount, _value_error)
     app.add_exception_handler(InvalidQuantity, _value_error)
 
@@ -47,18 +53,26 @@ def create_app(rt: Runtime) -> FastAPI:
     return app
 
 
-def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if details:
         body["error"]["details"] = details
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, DomainError):  # registered for DomainError only
         raise exc
     status = next((s for kind, s in _STATUS if isinstance(exc, kind)), 400)
-    return _error(status, exc.code, exc.message, exc.details or None)
+    # RFC 7235: a 401 names the scheme the client should use.
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return _error(status, exc.code, exc.message, exc.details or None, headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -69,6 +83,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     return _error(422, "invalid_input", "the request is not valid", fields)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, HTTPException):  # registered for this type only
+        raise exc
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return _error(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
 async def _value_error(_: Request, exc: Exception) -> JSONResponse:

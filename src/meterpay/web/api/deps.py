@@ -22,10 +22,12 @@ def caller(request: Request, authorization: Annotated[str | None, Header()] = No
     tokens = runtime(request).settings.token_set
     if not tokens:
         return "api"
-    presented = (authorization or "").removeprefix("Bearer ").strip()
-    for token in tokens:
-        if presented and hmac.compare_digest(presented, token):
-            return "api:" + hashlib.sha256(token.encode()).hexdigest()[:8]
+    scheme, _, presented = (authorization or "").strip().partition(" ")
+    presented = presented.strip()
+    if scheme.lower() == "bearer" and presented:  # the scheme is case-insensitive (RFC 7235)
+        for token in tokens:
+            if hmac.compare_digest(presented, token):
+                return "api:" + hashlib.sha256(token.encode()).hexdigest()[:8]
     raise Unauthorized("a valid API token is required: Authorization: Bearer <token>")
 
 
