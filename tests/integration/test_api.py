@@ -646,9 +646,7 @@ def test_the_ledger_history_is_newest_first_and_pages_with_before_id(api: TestCl
         params = {"limit": 2} | ({"before_id": before_id} if before_id is not None else {})
         page = ok(api.get(f"{API}/accounts/{home.account_id}/ledger", params=params))
         pages.append(page["items"])
-        # The page cursor is named next_after_id, but the ledger pages backwards:
-        # it goes into before_id.
-        before_id = page["next_after_id"]
+        before_id = page["next_before_id"]
         if before_id is None:
             break
     entries = [e for page in pages for e in page]

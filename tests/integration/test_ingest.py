@@ -8,12 +8,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
+from meterpay.kernel.errors import Conflict, InvalidInput
 from meterpay.kernel.money import Money
 from meterpay.ledger import service as ledger
 from meterpay.metering import service as metering
 from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import ReadingIn, ReadingSource
 from meterpay.runtime import Runtime
+from meterpay.sites import service as sites
 from meterpay.tariffs import service as tariffs
 from tests.integration.builders import a_home
 
@@ -184,3 +186,97 @@ def test_meter_replacement_bills_both_meters_and_ignores_the_old_one_afterwards(
     stale = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "140")], actor="test")
     assert stale.outcomes[0].flags == ("meter_removed",)
     assert ledger.account_balance(rt, home.account.id) == -Money.from_yuan("140")
+
+
+def test_a_replacement_with_a_bad_final_reading_changes_nothing_and_can_be_retried(
+    rt: Runtime,
+) -> None:
+    """A backwards final reading refuses the whole 换表; the corrected one then succeeds."""
+    home = a_home(rt, price="1.0000", max_rate_per_hour=None)
+    rt.clock.advance(timedelta(hours=10))  # type: ignore[attr-defined]
+    ingest_readings(rt, [_reading(home.meter.id, rt, -9, "100")], actor="test")
+    balance = ledger.account_balance(rt, home.account.id)
+    at = rt.clock.now() - timedelta(hours=5)
+    with pytest.raises(InvalidInput, match="nothing was changed"):
+        metering.replace_meter(
+            rt,
+            home.meter.id,
+            final_total=Decimal("90"),
+            replaced_at=at,
+            new_address="000000000202",
+            new_initial_total=Decimal(0),
+            reason="表计损坏",
+            actor="test",
+        )
+    assert ledger.account_balance(rt, home.account.id) == balance
+    assert metering.get_meter(rt, home.meter.id).status.value == "active"
+    metering.replace_meter(
+        rt,
+        home.meter.id,
+        final_total=Decimal("110"),
+        replaced_at=at,
+        new_address="000000000202",
+        new_initial_total=Decimal(0),
+        reason="表计损坏",
+        actor="test",
+    )
+    assert ledger.account_balance(rt, home.account.id) == balance - Money.from_yuan("10")
+
+
+def test_a_replacement_whose_new_meter_clashes_bills_nothing(rt: Runtime) -> None:
+    """If the new meter cannot be registered, the old meter's final reading is not billed."""
+    home = a_home(rt, price="1.0000", max_rate_per_hour=None)
+    rt.clock.advance(timedelta(hours=10))  # type: ignore[attr-defined]
+    other = metering.register_meter(
+        rt,
+        unit_id=home.meter.unit_id,
+        utility=home.meter.utility,
+        protocol=home.meter.protocol,
+        address="000000000999",
+        actor="test",
+    )
+    balance = ledger.account_balance(rt, home.account.id)
+    with pytest.raises(Conflict):
+        metering.replace_meter(
+            rt,
+            home.meter.id,
+            final_total=Decimal("50"),
+            replaced_at=rt.clock.now(),
+            new_address=other.address,
+            new_initial_total=Decimal(0),
+            reason="x",
+            actor="test",
+        )
+    assert ledger.account_balance(rt, home.account.id) == balance
+    assert len(metering.recent_readings(rt, home.meter.id)) == 1  # the install baseline only
+
+
+def test_consumption_before_any_tariff_is_kept_and_billed_once_a_price_exists(
+    rt: Runtime,
+) -> None:
+    """No price in force: the reading is flagged no_tariff, and nothing is lost later."""
+    home = a_home(rt, price="1.0000", max_rate_per_hour=None)
+    late_tariff = tariffs.create_flat_tariff(
+        rt,
+        site_id=home.site.id,
+        code="late",
+        name="晚生效",
+        utility=home.meter.utility,
+        unit_price="2.0000",
+        effective_from=rt.clock.now() + timedelta(hours=1),
+        actor="test",
+    )
+    sites.update_account(rt, home.account.id, tariff_id=late_tariff.id, actor="test")
+    rt.clock.advance(timedelta(hours=4))  # type: ignore[attr-defined]
+    first = ingest_readings(rt, [_reading(home.meter.id, rt, -2, "10")], actor="test")
+    assert first.outcomes[0].flags == ("no_tariff",)
+    tariffs.add_version(
+        rt,
+        late_tariff.id,
+        unit_price="3.0000",
+        effective_from=rt.clock.now() - timedelta(days=1),
+        actor="test",
+    )
+    second = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "12")], actor="test")
+    assert second.outcomes[0].consumption == "12.0000"
+    assert second.charged_fen > 0

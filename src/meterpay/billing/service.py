@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from meterpay.billing.rules import ChargeLine, charge_with_carry, split_by_versions
-from meterpay.db.schema import accounts, charges, ledger_accounts, sites
+from meterpay.db.schema import accounts, charges, ledger_accounts, sites, tariff_versions
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import repository as ledger
 from meterpay.ledger.model import Transfer, TransferKind
@@ -152,3 +152,25 @@ def _charge_row(
             for line in lines
         ],
     }
+
+
+def price_start_by_account(conn: Connection, account_ids: set[int]) -> dict[int, datetime | None]:
+    """When each account's tariff first has a price (None: it never does)."""
+    if not account_ids:
+        return {}
+    query = (
+        select(accounts.c.id, func.min(tariff_versions.c.effective_from))
+        .select_from(accounts)
+        .outerjoin(tariff_versions, tariff_versions.c.tariff_id == accounts.c.tariff_id)
+        .where(accounts.c.id.in_(sorted(account_ids)))
+        .group_by(accounts.c.id)
+    )
+    return {int(aid): _aware(start) for aid, start in conn.execute(query)}
+
+
+def _aware(moment: datetime | str | None) -> datetime | None:
+    """min() over a column loses its type on SQLite (text comes back)."""
+    if moment is None:
+        return None
+    parsed = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

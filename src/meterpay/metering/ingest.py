@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from meterpay.billing.service import Billable, charge
+from meterpay.billing.service import Billable, charge, price_start_by_account
 from meterpay.db.partitions import month_of
 from meterpay.db.schema import meters
 from meterpay.kernel.clock import require_aware
@@ -29,7 +29,11 @@ from meterpay.kernel.errors import InvalidInput
 from meterpay.metering import repository as repo
 from meterpay.metering.meters import Meter, ReadingIn
 from meterpay.metering.model import Assessment, LastAccepted, ReadingQuality
-from meterpay.metering.rules import assess_after_removal, assess_reading
+from meterpay.metering.rules import (
+    assess_after_removal,
+    assess_reading,
+    assess_without_tariff,
+)
 from meterpay.runtime import Runtime
 
 
@@ -73,16 +77,21 @@ def ingest_readings(rt: Runtime, batch: Sequence[ReadingIn], *, actor: str) -> I
 
 
 def _ingest_chunk(rt: Runtime, chunk: Sequence[ReadingIn], actor: str) -> list[ReadingOutcome]:
-    now = rt.clock.now()
     with rt.db.write() as conn:
-        rt.partitions.ensure(conn, {month_of(r.read_at) for r in chunk})
-        return _store_and_bill(rt, conn, chunk, now, actor)
+        return ingest_in(rt, conn, chunk, actor=actor)
 
 
-def _store_and_bill(
-    rt: Runtime, conn: Connection, chunk: Sequence[ReadingIn], now: datetime, actor: str
+def ingest_in(
+    rt: Runtime, conn: Connection, chunk: Sequence[ReadingIn], *, actor: str
 ) -> list[ReadingOutcome]:
+    """Store and bill readings inside the caller's transaction (before it touches readings)."""
+    rt.partitions.ensure(conn, {month_of(r.read_at) for r in chunk})
+    chunk = sorted(chunk, key=lambda r: (r.meter_id, r.read_at))
+    now = rt.clock.now()
     meters_by_id = repo.lock_meters(conn, {r.meter_id for r in chunk})
+    priced_from = price_start_by_account(
+        conn, {m.account_id for m in meters_by_id.values() if m.account_id is not None}
+    )
     seen = repo.existing_reading_times(conn, [(r.meter_id, r.read_at) for r in chunk])
     judged: list[tuple[ReadingIn, Assessment | None, datetime | None]] = []
     cursors: dict[int, tuple[datetime, Any]] = {}
@@ -94,6 +103,8 @@ def _store_and_bill(
         meter = meters_by_id[r.meter_id]
         last = _cursor(meter, cursors)
         verdict = _judge(rt, meter, last, r, now)
+        if verdict.billed and _unpriced(meter, last, priced_from):
+            verdict = assess_without_tariff()
         judged.append((r, verdict, last.read_at if last else None))
         if verdict.advances:
             cursors[r.meter_id] = (r.read_at, r.total)
@@ -121,6 +132,15 @@ def _judge(
     return assess_reading(
         meter.profile, last, r.read_at, r.total, now, future_tolerance=rt.settings.future_tolerance
     )
+
+
+def _unpriced(
+    meter: Meter, last: LastAccepted | None, priced_from: dict[int, datetime | None]
+) -> bool:
+    if meter.account_id is None or last is None:
+        return False
+    start = priced_from.get(meter.account_id)
+    return start is None or last.read_at < start
 
 
 def _cursor(meter: Meter, moved: dict[int, tuple[datetime, Any]]) -> LastAccepted | None:

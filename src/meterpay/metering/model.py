@@ -42,6 +42,8 @@ class QualityFlag(StrEnum):
     """The register value is negative or beyond what the register can show."""
     METER_REMOVED = "meter_removed"
     """Taken after the meter was removed (replaced): someone is still reading it."""
+    NO_TARIFF = "no_tariff"
+    """No tariff version was in force for the interval: priced once one is."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,3 +130,12 @@ def _suspect(flag: QualityFlag) -> Assessment:
 def assess_after_removal() -> Assessment:
     """A reading of a meter taken after it was removed: kept, never billed."""
     return _suspect(QualityFlag.METER_REMOVED)
+
+
+def assess_without_tariff() -> Assessment:
+    """Consumption that no tariff version prices yet.
+
+    The reading is kept but does not advance the meter, so the next reading
+    after a tariff is in force bills the whole interval: nothing is lost.
+    """
+    return _suspect(QualityFlag.NO_TARIFF)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -15,7 +16,7 @@ from meterpay.kernel.clock import require_aware
 from meterpay.kernel.errors import Conflict, InvalidInput
 from meterpay.kernel.quantity import Utility, parse_quantity
 from meterpay.metering import repository as repo
-from meterpay.metering.ingest import IngestResult, ingest_readings
+from meterpay.metering.ingest import IngestResult, ingest_in, ingest_readings
 from meterpay.metering.meters import Meter, MeterStatus, Protocol, ReadingIn, ReadingSource
 from meterpay.metering.model import MeterProfile
 from meterpay.runtime import Runtime
@@ -88,12 +89,7 @@ def register_meter_in(
     initial = parse_quantity(initial_total)
     unit = sites.unit(conn, unit_id)
     if account_id is not None:
-        account = sites.account(conn, account_id)
-        if account.unit_id != unit_id or account.utility != Utility(utility):
-            raise InvalidInput(
-                f"account {account_id} is not the {utility} account of unit {unit_id}",
-                field="account_id",
-            )
+        _check_account(conn, account_id, unit_id, Utility(utility))
     at = require_aware(installed_at)
     meter_id = insert_row(
         conn,
@@ -157,23 +153,28 @@ def replace_meter(
     new_serial: str | None = None,
     new_multiplier: int | None = None,
 ) -> Meter:
-    """换表: bill the old meter up to its final reading, then start the new one at
-    its initial reading, on the same unit and account."""
+    """换表, all or nothing: bill the old meter up to its final reading, remove it,
+    and start the new one at its initial reading on the same unit and account.
+
+    A final reading that would not bill (backwards, spike …) refuses the whole
+    replacement and stores nothing, so it can be retried with the right value.
+    """
     at = require_aware(replaced_at)
-    old = get_meter(rt, old_meter_id)
-    if old.status is MeterStatus.REMOVED:
-        raise Conflict(f"meter {old_meter_id} was already removed")
-    final = ingest_readings(
-        rt, [ReadingIn(old.id, at, parse_quantity(final_total), ReadingSource.MANUAL)], actor=actor
-    )
-    if final.outcomes[0].quality not in ("valid", "baseline"):
-        raise InvalidInput(
-            f"final reading {final_total} is {final.outcomes[0].quality} for "
-            f"meter {old.id}; correct it first",
-            field="final_total",
-        )
+    final = parse_quantity(final_total)
     with rt.db.write() as conn:
-        repo.meter(conn, old.id, lock=True)
+        old = repo.meter(conn, old_meter_id, lock=True)
+        if old.status is MeterStatus.REMOVED:
+            raise Conflict(f"meter {old_meter_id} was already removed")
+        outcome = ingest_in(
+            rt, conn, [ReadingIn(old.id, at, final, ReadingSource.MANUAL)], actor=actor
+        )[0]
+        if outcome.quality not in ("valid", "baseline"):
+            raise InvalidInput(
+                f"final reading {final} of meter {old.id} at {at.isoformat()} is "
+                f"{outcome.quality} ({', '.join(outcome.flags) or 'already stored'}); "
+                "nothing was changed",
+                field="final_total",
+            )
         update_row(conn, meters, old.id, {"status": MeterStatus.REMOVED.value, "removed_at": at})
         new = register_meter_in(
             rt,
@@ -199,12 +200,7 @@ def replace_meter(
             .where(
                 meter_installations.c.meter_id == old.id, meter_installations.c.removed_at.is_(None)
             )
-            .values(
-                removed_at=at,
-                final_total=parse_quantity(final_total),
-                replaced_by_meter_id=new.id,
-                reason=reason,
-            )
+            .values(removed_at=at, final_total=final, replaced_by_meter_id=new.id, reason=reason)
         )
         audit.record(
             conn,
@@ -215,9 +211,18 @@ def replace_meter(
             object_id=old.id,
             site_id=old.site_id,
             reason=reason,
-            after={"final_total": final_total, "new_meter_id": new.id},
+            after={"final_total": final, "new_meter_id": new.id},
         )
         return new
+
+
+def _check_account(conn: Connection, account_id: int, unit_id: int, utility: Utility) -> None:
+    account = sites.account(conn, account_id)
+    if account.unit_id != unit_id or account.utility is not utility:
+        raise InvalidInput(
+            f"account {account_id} is not the {utility} account of unit {unit_id}",
+            field="account_id",
+        )
 
 
 def _baseline(rt: Runtime, conn: Connection, meter_id: int, at: datetime, total: Decimal) -> None:
@@ -260,10 +265,12 @@ def list_meters(
 
 
 def update_meter(
-    rt: Runtime, meter_id: int, *, actor: str, reason: str = "", **changes: object
+    rt: Runtime, meter_id: int, *, actor: str, reason: str = "", **changes: Any
 ) -> Meter:
     with rt.db.write() as conn:
         before = repo.meter(conn, meter_id, lock=True)
+        if changes.get("account_id") is not None:
+            _check_account(conn, changes["account_id"], before.unit_id, before.utility)
         update_row(conn, meters, meter_id, changes)
         audit.record(
             conn,

@@ -69,7 +69,7 @@ def _error(
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, DomainError):  # registered for DomainError only
         raise exc
-    status = next((s for kind, s in _STATUS if isinstance(exc, kind)), 400)
+    status = next((s for kind, s in _STATUS if isinstance(exc, kind)), 422)
     # RFC 7235: a 401 names the scheme the client should use.
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return _error(status, exc.code, exc.message, exc.details or None, headers)

@@ -268,9 +268,7 @@ def patch_account(account_id: int, body: s.AccountPatch, rt: Rt, actor: Actor) -
     return _account_out(rt, account)
 
 
-@router.get(
-    "/accounts/{account_id}/ledger", response_model=s.Page[s.LedgerEntryOut], tags=["money"]
-)
+@router.get("/accounts/{account_id}/ledger", response_model=s.LedgerPage, tags=["money"])
 def account_ledger(account_id: int, rt: Rt, before_id: int | None = None, limit: Limit = 50) -> Any:
     """The account's money movements, newest first; page with ``before_id``."""
     account = sites.get(rt, "accounts", account_id)
@@ -289,7 +287,7 @@ def account_ledger(account_id: int, rt: Rt, before_id: int | None = None, limit:
         )
         for r in records
     ]
-    return {"items": items, "next_after_id": records[-1].id if len(records) == limit else None}
+    return {"items": items, "next_before_id": records[-1].id if len(records) == limit else None}
 
 
 @router.post("/accounts/{account_id}/top-ups", response_model=s.TopUpOut, tags=["money"])

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    field_validator,
     model_validator,
 )
 
@@ -307,6 +308,9 @@ class MeterOut(Out):
     last_total: Annotated[Decimal | None, AsText]
 
 
+EXTERNAL_SOURCES = frozenset({ReadingSource.HTTP, ReadingSource.MANUAL, ReadingSource.IMPORT})
+
+
 class ReadingItem(In):
     meter_id: int
     read_at: AwareDatetime = Field(description="the meter's own time, with offset")
@@ -316,7 +320,16 @@ class ReadingItem(In):
     flat: Quantity | None = None
     valley: Quantity | None = None
     status_word: int | None = Field(default=None, ge=0, le=0xFFFF)
-    source: ReadingSource = ReadingSource.HTTP
+    source: ReadingSource = Field(
+        default=ReadingSource.HTTP, description="http, manual or import (others are internal)"
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _external_source(cls, source: ReadingSource) -> ReadingSource:
+        if source not in EXTERNAL_SOURCES:
+            raise ValueError(f"source must be one of {sorted(EXTERNAL_SOURCES)}")
+        return source
 
 
 class ReadingsIn(In):
@@ -361,3 +374,10 @@ class LedgerEntryOut(BaseModel):
     memo: str
     actor: str
     key: str
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerEntryOut]
+    next_before_id: int | None = Field(
+        description="newest first: pass as before_id to get the next (older) page"
+    )
