@@ -1,0 +1,514 @@
+"""End-to-end ingest throughput, against a raw ``COPY`` of the same rows.
+
+``python -m bench.ingest`` (``make bench``) prints, in one run:
+
+1. on PostgreSQL (a scratch database, created and dropped here; the admin URL
+   is ``MP_BENCH_PG_URL``, default postgres@127.0.0.1:5432, trust auth):
+   readings/s through ``ingest_readings`` — validate, price, charge, post to
+   the ledger, commit durably — for 100,000 readings of 10,000 meters, each
+   meter with its own prepaid account on a flat tariff, fed as gateway pushes
+   of 2,000 readings per call; and readings/s of a raw psycopg ``COPY`` of the
+   same 100,000 rows into a table with the readings table's columns and
+   indexes, committed. The ratio ours / COPY is the figure to watch (target
+   >= 0.05);
+2. the same end-to-end run on SQLite (a temporary file), with its ratio
+   against the same PostgreSQL COPY baseline;
+3. ``verify_ledger`` after each run (not timed), and — unless ``--no-profile``
+   — where the time goes: a cProfile of extra pushes (not part of the rates).
+
+Setup (sites, accounts, meters, baselines) is bulk-inserted through SQLAlchemy
+Core into the same rows the services create, so it takes seconds; only the
+ingest calls and the COPY are timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+from meterpay.config import Settings
+from meterpay.db.engine import Database
+from meterpay.db.migrate import upgrade
+from meterpay.db.partitions import month_of
+from meterpay.db.schema import (
+    accounts,
+    ledger_accounts,
+    meter_installations,
+    meters,
+    readings,
+    units,
+)
+from meterpay.kernel.clock import SystemClock
+from meterpay.kernel.quantity import Utility
+from meterpay.ledger.model import LedgerAccountKind
+from meterpay.ledger.service import verify_ledger
+from meterpay.metering.ingest import IngestResult, ingest_readings
+from meterpay.metering.meters import MeterStatus, Protocol, ReadingIn, ReadingSource
+from meterpay.runtime import Runtime
+from meterpay.sites import service as sites
+from meterpay.sites.model import AccountStatus, UnitKind, wallet_code
+from meterpay.tariffs import service as tariffs
+
+ADMIN_URL = os.environ.get(
+    "MP_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+ACTOR = "bench"
+PRICE = "0.4883"
+INTERVAL = timedelta(minutes=15)
+SCALE = 10_000  # quantities are stored as integers of 0.0001
+TARGET_RATIO = 0.05
+COPY_COLUMNS = (
+    "meter_id",
+    "read_at",
+    "received_at",
+    "total",
+    "tip",
+    "peak",
+    "flat",
+    "valley",
+    "status_word",
+    "source",
+    "quality",
+    "flags",
+    "consumption",
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Cumulative readings of each meter, 15 minutes apart.
+
+    Meter ``m`` reads ``initial[m]`` at ``start`` (its baseline), then once an
+    interval, having used 0-2 kWh; the last interval ends at or before ``now``.
+    """
+
+    start: datetime
+    initial: list[Decimal]
+    steps: list[list[Decimal]]  # steps[m][i]: kWh used in interval i
+
+    @classmethod
+    def generate(cls, meters: int, intervals: int, now: datetime, seed: int) -> Workload:
+        rng = random.Random(seed)
+        last = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+        return cls(
+            start=last - INTERVAL * intervals,
+            initial=[Decimal(rng.randint(0, 500_000_000)) / SCALE for _ in range(meters)],
+            steps=[
+                [Decimal(rng.randint(0, 2_000)) / 1_000 for _ in range(intervals)]
+                for _ in range(meters)
+            ],
+        )
+
+    def batches(
+        self, meter_ids: Sequence[int], size: int, intervals: range
+    ) -> list[list[ReadingIn]]:
+        """Gateway pushes: every meter's reading of one interval after another,
+        ``size`` readings per push."""
+        flat = []
+        for i in intervals:
+            at = self.start + INTERVAL * (i + 1)
+            for n, meter_id in enumerate(meter_ids):
+                total = self.initial[n] + sum(self.steps[n][: i + 1], Decimal(0))
+                flat.append(ReadingIn(meter_id, at, total, ReadingSource.MQTT))
+        return [flat[k : k + size] for k in range(0, len(flat), size)]
+
+
+# --- setup: the rows the services would create, inserted in bulk -----------------
+
+
+def _insert_ids(conn: Any, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in conn.execute(stmt, rows).scalars()]
+
+
+def set_up_fleet(rt: Runtime, work: Workload) -> list[int]:
+    """A site and flat tariff (through the services), then one unit, prepaid
+    account (with its wallet) and meter (with its baseline) per meter, in bulk."""
+    now = rt.clock.now()
+    site = sites.create_site(rt, code="BENCH", name="基准小区", actor=ACTOR)
+    tariff = tariffs.create_flat_tariff(
+        rt,
+        site_id=site.id,
+        code="electricity-flat",
+        name="居民电价",
+        utility=Utility.ELECTRICITY,
+        unit_price=PRICE,
+        effective_from=work.start - timedelta(days=365),
+        actor=ACTOR,
+    )
+    count = len(work.initial)
+    codes = [f"{n // 1000 + 1}-{n % 1000:04d}" for n in range(count)]
+    numbers = [f"E-{code}" for code in codes]
+    with rt.db.write() as conn:
+        unit_ids = _insert_ids(
+            conn,
+            units,
+            [
+                {
+                    "site_id": site.id,
+                    "floor_id": None,
+                    "code": code,
+                    "name": f"{code}室",
+                    "kind": UnitKind.HOME.value,
+                    "area_m2": None,
+                }
+                for code in codes
+            ],
+        )
+        wallet_ids = _insert_ids(
+            conn,
+            ledger_accounts,
+            [
+                {
+                    "code": wallet_code(site.code, number),
+                    "kind": LedgerAccountKind.LIABILITY.value,
+                    "site_id": site.id,
+                    "created_at": now,
+                    "debits_posted": 0,
+                    "credits_posted": 0,
+                }
+                for number in numbers
+            ],
+        )
+        account_ids = _insert_ids(
+            conn,
+            accounts,
+            [
+                {
+                    "site_id": site.id,
+                    "unit_id": unit_id,
+                    "customer_id": None,
+                    "number": number,
+                    "utility": Utility.ELECTRICITY.value,
+                    "tariff_id": tariff.id,
+                    "wallet_id": wallet_id,
+                    "status": AccountStatus.OPEN.value,
+                    "charge_carry": Decimal(0),
+                    "supply_state": "normal",
+                    "opened_at": now,
+                }
+                for unit_id, number, wallet_id in zip(unit_ids, numbers, wallet_ids, strict=True)
+            ],
+        )
+        meter_ids = _insert_ids(
+            conn,
+            meters,
+            [
+                {
+                    "site_id": site.id,
+                    "unit_id": unit_id,
+                    "account_id": account_id,
+                    "gateway_id": None,
+                    "utility": Utility.ELECTRICITY.value,
+                    "protocol": Protocol.DLT645_2007.value,
+                    "address": f"{n + 1:012d}",
+                    "serial": None,
+                    "model": None,
+                    "multiplier": 1,
+                    "register_capacity": Decimal("100000"),
+                    "max_rate_per_hour": Decimal("20"),
+                    "has_switch": False,
+                    "status": MeterStatus.ACTIVE.value,
+                    "installed_at": work.start,
+                    "removed_at": None,
+                    "last_read_at": work.start,
+                    "last_total": work.initial[n],
+                }
+                for n, (unit_id, account_id) in enumerate(zip(unit_ids, account_ids, strict=True))
+            ],
+        )
+        conn.execute(
+            insert(meter_installations),
+            [
+                {
+                    "meter_id": meter_id,
+                    "unit_id": unit_id,
+                    "account_id": account_id,
+                    "installed_at": work.start,
+                    "initial_total": work.initial[n],
+                    "removed_at": None,
+                    "final_total": None,
+                    "replaced_by_meter_id": None,
+                    "reason": "install",
+                }
+                for n, (meter_id, unit_id, account_id) in enumerate(
+                    zip(meter_ids, unit_ids, account_ids, strict=True)
+                )
+            ],
+        )
+        rt.partitions.ensure(conn, {month_of(work.start)})
+        conn.execute(
+            insert(readings),
+            [
+                {
+                    "meter_id": meter_id,
+                    "read_at": work.start,
+                    "received_at": now,
+                    "total": work.initial[n],
+                    "source": ReadingSource.INSTALL.value,
+                    "quality": "baseline",
+                    "flags": "install",
+                    "consumption": Decimal(0),
+                }
+                for n, meter_id in enumerate(meter_ids)
+            ],
+        )
+    return meter_ids
+
+
+# --- the measurements ------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    label: str
+    seconds: float
+    readings: int
+    counts: Counter[str]
+    charged_fen: int
+
+    @property
+    def rate(self) -> float:
+        return self.readings / self.seconds
+
+
+def time_ingest(rt: Runtime, label: str, batches: list[list[ReadingIn]]) -> Run:
+    results: list[IngestResult] = []
+    started = time.perf_counter()
+    for batch in batches:
+        results.append(ingest_readings(rt, batch, actor=ACTOR))
+    seconds = time.perf_counter() - started
+    counts: Counter[str] = Counter()
+    for result in results:
+        counts.update(result.counts)
+    return Run(
+        label,
+        seconds,
+        sum(len(b) for b in batches),
+        counts,
+        sum(r.charged_fen for r in results),
+    )
+
+
+def time_copy(
+    url: str, batches: list[list[ReadingIn]], received_at: datetime, repeats: int = 3
+) -> Run:
+    """COPY the same rows, as stored (scaled integers), into a fresh table like readings
+    (same columns and indexes), committed; the median of ``repeats`` runs."""
+    rows = [
+        (
+            r.meter_id,
+            r.read_at,
+            received_at,
+            int(r.total * SCALE),
+            None,
+            None,
+            None,
+            None,
+            None,
+            r.source.value,
+            "valid",
+            "",
+            0,
+        )
+        for batch in batches
+        for r in batch
+    ]
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    timings = []
+    with psycopg.connect(conninfo) as conn:
+        for _ in range(repeats):
+            conn.execute("DROP TABLE IF EXISTS copy_baseline")
+            conn.execute("CREATE TABLE copy_baseline (LIKE readings INCLUDING ALL)")
+            conn.commit()
+            started = time.perf_counter()
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY copy_baseline ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            conn.commit()
+            timings.append(time.perf_counter() - started)
+    seconds = statistics.median(timings)
+    label = f"PostgreSQL COPY (median of {repeats})"
+    return Run(label, seconds, len(rows), Counter(received=len(rows)), 0)
+
+
+def profile_pushes(rt: Runtime, batches: list[list[ReadingIn]]) -> str:
+    """cProfile some more gateway pushes (a later interval) and summarize."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for batch in batches:
+        ingest_readings(rt, batch, actor=ACTOR)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(r"src/meterpay/", 30)
+    stats.sort_stats("tottime").print_stats(15)
+    return out.getvalue()
+
+
+# --- orchestration ---------------------------------------------------------------
+
+
+def _runtime(url: str) -> Runtime:
+    clock = SystemClock()
+    rt = Runtime(db=Database(url), clock=clock, settings=Settings(database_url=url))
+    upgrade(rt.db, clock)
+    return rt
+
+
+@dataclass
+class Options:
+    meters: int
+    per_meter: int
+    batch: int
+    no_sqlite: bool
+    no_profile: bool
+    seed: int
+
+
+def _on_postgres(opts: Options, work: Workload) -> tuple[Run, Run, str | None, bool]:
+    """Scratch database: setup, COPY baseline, ingest, verify, optional profile; drop."""
+    name = f"mp_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        rt = _runtime(url)
+        try:
+            with rt.db.read() as conn:
+                durable = conn.execute(text("SHOW synchronous_commit")).scalar_one()
+            print(f"PostgreSQL (scratch database {name}, synchronous_commit={durable}):")
+            started = time.perf_counter()
+            meter_ids = set_up_fleet(rt, work)
+            print(
+                f"  setup (not timed): {len(meter_ids):,} meters and accounts in "
+                f"{time.perf_counter() - started:.1f} s"
+            )
+            batches = work.batches(meter_ids, opts.batch, range(opts.per_meter))
+            copy = time_copy(url, batches, rt.clock.now())
+            ours = time_ingest(rt, "PostgreSQL ingest_readings", batches)
+            print(_line(copy))
+            print(_line(ours, copy))
+            ok = _check(rt, "PostgreSQL", ours, opts)
+            profile = None
+            if not opts.no_profile:
+                extra = work.batches(
+                    meter_ids, opts.batch, range(opts.per_meter, opts.per_meter + 1)
+                )
+                profile = profile_pushes(rt, extra)
+            return copy, ours, profile, ok
+        finally:
+            rt.db.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _on_sqlite(opts: Options, work: Workload, copy: Run) -> tuple[Run, bool]:
+    with tempfile.TemporaryDirectory(prefix="mp_bench_") as tmp:
+        rt = _runtime(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        try:
+            print("SQLite (temporary file, WAL, synchronous=FULL):")
+            meter_ids = set_up_fleet(rt, work)
+            batches = work.batches(meter_ids, opts.batch, range(opts.per_meter))
+            lite = time_ingest(rt, "SQLite ingest_readings", batches)
+            print(_line(lite, copy) + "  (against the PostgreSQL COPY above)")
+            return lite, _check(rt, "SQLite", lite, opts)
+        finally:
+            rt.db.dispose()
+
+
+def _check(rt: Runtime, label: str, run: Run, opts: Options) -> bool:
+    """Not timed: outcomes and the ledger's invariants after the run."""
+    print(f"  outcomes: {dict(run.counts)}; charged {Decimal(run.charged_fen) / 100:,} 元")
+    violations = verify_ledger(rt)
+    print(f"  verify_ledger ({label}): {violations or 'clean ([])'}"[:2000])
+    return not violations and run.counts["valid"] == opts.meters * opts.per_meter
+
+
+def _line(run: Run, baseline: Run | None = None) -> str:
+    line = (
+        f"  {run.label:<32} {run.readings:>8,} readings in {run.seconds:7.2f} s"
+        f" = {run.rate:>9,.0f} readings/s"
+    )
+    if baseline is not None:
+        line += f"  ratio ours/COPY {run.rate / baseline.rate:.4f}"
+    return line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--meters", type=int, default=10_000)
+    parser.add_argument("--per-meter", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=2_000, help="readings per ingest call")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile pass")
+    parser.add_argument("--seed", type=int, default=645)
+    opts = Options(**vars(parser.parse_args(argv)))
+
+    # one interval more than timed: the profile pass bills it
+    work = Workload.generate(opts.meters, opts.per_meter + 1, datetime.now(UTC), opts.seed)
+    print(
+        f"bench.ingest: {opts.meters * opts.per_meter:,} readings = {opts.meters:,} meters"
+        f" x {opts.per_meter} (15-minute intervals, 0-2 kWh each, in the past),"
+        f" {opts.batch:,} readings per ingest_readings call, one prepaid account per meter,"
+        f" flat tariff {PRICE} 元/kWh"
+    )
+    copy, ours, profile, ok = _on_postgres(opts, work)
+    lite = None
+    if not opts.no_sqlite:
+        lite, lite_ok = _on_sqlite(opts, work, copy)
+        ok = ok and lite_ok and lite.charged_fen == ours.charged_fen
+
+    ratio = ours.rate / copy.rate
+    print("summary:")
+    print(f"  PostgreSQL COPY baseline    {copy.rate:>9,.0f} readings/s")
+    print(f"  PostgreSQL ingest_readings  {ours.rate:>9,.0f} readings/s  ratio {ratio:.4f}")
+    if lite is not None:
+        print(
+            f"  SQLite ingest_readings      {lite.rate:>9,.0f} readings/s"
+            f"  ratio {lite.rate / copy.rate:.4f} (against the PostgreSQL COPY)"
+        )
+    verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+    print(f"  target: PostgreSQL ratio >= {TARGET_RATIO}: {verdict}")
+    if profile is not None:
+        print(
+            "where the time goes (cProfile of one more interval on PostgreSQL, not in the rates):"
+        )
+        print(profile)
+    if not ok:
+        print("bench.ingest: outcomes or ledger are WRONG (see above)", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
