@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, func, select
 
 from meterpay.billing.rules import ChargeLine, charge_with_carry, split_by_versions
+from meterpay.db.bulk import copy_rows, update_many
 from meterpay.db.schema import accounts, charges, ledger_accounts, sites, tariff_versions
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import repository as ledger
@@ -27,6 +28,19 @@ from meterpay.ledger.model import Transfer, TransferKind
 from meterpay.ledger.repository import Posting
 from meterpay.sites.model import revenue_code
 from meterpay.tariffs.repository import price_schedules
+
+CHARGE_COLUMNS = (
+    "account_id",
+    "meter_id",
+    "reading_id",
+    "transfer_key",
+    "period_start",
+    "period_end",
+    "quantity",
+    "amount_fen",
+    "lines",
+    "created_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +98,10 @@ def charge(
                         memo=f"{b.quantity} @ meter {b.meter_id}",
                     )
                 )
-        carries.append({"aid": account_id, "carry": carry})
-    conn.execute(insert(charges), charge_rows)
-    conn.execute(
-        update(accounts)
-        .where(accounts.c.id == bindparam("aid"))
-        .values(charge_carry=bindparam("carry")),
-        carries,
-    )
-    ledger.post(conn, postings, actor=actor, now=now)
+        carries.append({"id": account_id, "charge_carry": carry})
+    copy_rows(conn, charges, CHARGE_COLUMNS, charge_rows)
+    update_many(conn, accounts, "id", ("charge_carry",), carries)
+    ledger.post_fresh(conn, postings, actor=actor, now=now)
     return amounts
 
 

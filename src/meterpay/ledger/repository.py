@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, select, update
+from sqlalchemy import Connection, RowMapping, func, select
 
+from meterpay.db.bulk import copy_rows, update_many
 from meterpay.db.rows import insert_ignoring_conflicts, insert_row
 from meterpay.db.schema import ledger_accounts, transfers
 from meterpay.kernel.errors import IdempotencyConflict, NotFound
@@ -80,6 +81,29 @@ def post(conn: Connection, postings: Sequence[Posting], *, actor: str, now: date
     new_keys = {str(k) for k in conn.execute(stmt, rows).scalars()}
     _apply_totals([p.transfer for p in postings if p.transfer.idempotency_key in new_keys], conn)
     return new_keys
+
+
+TRANSFER_COLUMNS = (
+    "idempotency_key",
+    "debit_account_id",
+    "credit_account_id",
+    "amount_fen",
+    "kind",
+    "reverses_key",
+    "account_id",
+    "memo",
+    "actor",
+    "created_at",
+)
+
+
+def post_fresh(conn: Connection, postings: Sequence[Posting], *, actor: str, now: datetime) -> None:
+    """Post transfers whose keys cannot exist yet (e.g. keyed by a reading stored
+    in this same transaction) by bulk append. Should a key exist after all, the
+    unique constraint aborts the whole transaction: nothing is posted twice."""
+    if postings:
+        copy_rows(conn, transfers, TRANSFER_COLUMNS, [_row(p, actor, now) for p in postings])
+        _apply_totals([p.transfer for p in postings], conn)
 
 
 def require_same(conn: Connection, transfer: Transfer) -> TransferRecord:
@@ -155,25 +179,17 @@ def count_transfers(conn: Connection) -> int:
 
 
 def _apply_totals(new: Sequence[Transfer], conn: Connection) -> None:
-    debits: dict[int, int] = defaultdict(int)
-    credits: dict[int, int] = defaultdict(int)
+    """Move posted totals by the new transfers, one row per ledger account, in id order."""
+    totals: dict[int, dict[str, int]] = defaultdict(
+        lambda: {"debits_posted": 0, "credits_posted": 0}
+    )
     for t in new:
-        debits[t.debit_account_id] += t.amount_fen
-        credits[t.credit_account_id] += t.amount_fen
-    params = [
-        {"lid": lid, "d": debits.get(lid, 0), "c": credits.get(lid, 0)}
-        for lid in sorted(debits.keys() | credits.keys())
-    ]
-    if params:
-        stmt = (
-            update(ledger_accounts)
-            .where(ledger_accounts.c.id == bindparam("lid"))
-            .values(
-                debits_posted=ledger_accounts.c.debits_posted + bindparam("d"),
-                credits_posted=ledger_accounts.c.credits_posted + bindparam("c"),
-            )
-        )
-        conn.execute(stmt, params)
+        totals[t.debit_account_id]["debits_posted"] += t.amount_fen
+        totals[t.credit_account_id]["credits_posted"] += t.amount_fen
+    rows = [{"id": lid, **moved} for lid, moved in totals.items()]
+    update_many(
+        conn, ledger_accounts, "id", ("debits_posted", "credits_posted"), rows, increment=True
+    )
 
 
 def _row(p: Posting, actor: str, now: datetime) -> dict[str, object]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, insert, select, text, tuple_
 
-from meterpay.db.rows import fetch, insert_ignoring_conflicts, to_model
+from meterpay.db.bulk import allocate_ids, copy_rows, is_postgres, update_many
+from meterpay.db.rows import fetch, to_model
 from meterpay.db.schema import meters, readings
 from meterpay.metering.meters import Meter
 
@@ -28,9 +29,18 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, Meter]:
 def existing_reading_times(
     conn: Connection, pairs: Sequence[tuple[int, datetime]]
 ) -> set[tuple[int, datetime]]:
+    """Which (meter, time) pairs are stored already."""
     if not pairs:
         return set()
     times = [t for _, t in pairs]
+    if is_postgres(conn):  # a join on arrays beats a 2000-way OR by far
+        joined = text(
+            "SELECT r.meter_id, r.read_at FROM readings r"
+            " JOIN unnest(CAST(:m AS integer[]), CAST(:t AS timestamptz[])) AS v(meter_id, read_at)"
+            " ON r.meter_id = v.meter_id AND r.read_at = v.read_at"
+            " WHERE r.read_at BETWEEN :lo AND :hi"
+        ).bindparams(m=[m for m, _ in pairs], t=times, lo=min(times), hi=max(times))
+        return {(int(m), t.astimezone(UTC)) for m, t in conn.execute(joined)}
     query = select(readings.c.meter_id, readings.c.read_at).where(
         readings.c.read_at >= min(times),
         readings.c.read_at <= max(times),
@@ -39,27 +49,42 @@ def existing_reading_times(
     return {(int(m), t) for m, t in conn.execute(query)}
 
 
+READING_COLUMNS = (
+    "meter_id",
+    "read_at",
+    "received_at",
+    "total",
+    "tip",
+    "peak",
+    "flat",
+    "valley",
+    "status_word",
+    "source",
+    "quality",
+    "flags",
+    "consumption",
+)
+
+
 def insert_readings(
     conn: Connection, rows: Sequence[dict[str, Any]]
 ) -> dict[tuple[int, datetime], int]:
-    """Insert readings; return the id of each new one by (meter, time)."""
+    """Insert new readings (the caller holds their meters' locks); ids by (meter, time)."""
     if not rows:
         return {}
-    stmt = insert_ignoring_conflicts(conn, readings).returning(
-        readings.c.id, readings.c.meter_id, readings.c.read_at
-    )
-    return {(int(m), t): int(i) for i, m, t in conn.execute(stmt, list(rows))}
+    complete: list[dict[str, Any]] = [{c: row.get(c) for c in READING_COLUMNS} for row in rows]
+    if is_postgres(conn):
+        ids = allocate_ids(conn, "readings_id_seq", len(rows))
+        for row, new_id in zip(complete, ids, strict=True):
+            row["id"] = new_id
+        copy_rows(conn, readings, ("id", *READING_COLUMNS), complete)
+        return {(int(r["meter_id"]), r["read_at"]): int(r["id"]) for r in complete}
+    stmt = insert(readings).returning(readings.c.id, readings.c.meter_id, readings.c.read_at)
+    return {(int(m), t): int(i) for i, m, t in conn.execute(stmt, complete)}
 
 
 def advance_cursors(conn: Connection, cursors: dict[int, tuple[datetime, Any]]) -> None:
-    if not cursors:
-        return
-    stmt = (
-        update(meters)
-        .where(meters.c.id == bindparam("mid"))
-        .values(last_read_at=bindparam("at"), last_total=bindparam("total"))
-    )
-    conn.execute(
-        stmt,
-        [{"mid": mid, "at": at, "total": total} for mid, (at, total) in sorted(cursors.items())],
-    )
+    rows = [
+        {"id": mid, "last_read_at": at, "last_total": total} for mid, (at, total) in cursors.items()
+    ]
+    update_many(conn, meters, "id", ("last_read_at", "last_total"), rows)

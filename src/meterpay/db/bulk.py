@@ -1,0 +1,139 @@
+"""Set-based writes for the hot ingest path.
+
+On PostgreSQL, rows go in with ``COPY`` and many-row updates are one
+``UPDATE ... FROM unnest(arrays)`` statement, both inside the caller's
+transaction (same connection). Values pass through each column's own type
+(scaled decimals, UTC times), so what lands is exactly what an ORM insert
+would write. On SQLite the same calls fall back to executemany.
+
+``copy_rows`` has no ON CONFLICT: it is for rows the caller knows are new
+(under the row locks it holds); a duplicate aborts the whole transaction,
+which is the safe failure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _dbapi(conn: Connection) -> Any:
+    return conn.connection.driver_connection
+
+
+def stored_values(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Rows as the database stores them (TypeDecorators and JSON applied)."""
+    processors = [_processor(table.c[name].type) for name in columns]
+    dialect = conn.dialect
+    return [
+        tuple(
+            row[c] if p is None else p(row[c], dialect)
+            for c, p in zip(columns, processors, strict=True)
+        )
+        for row in rows
+    ]
+
+
+Processor = Callable[[Any, Any], Any]
+
+
+def _processor(column_type: Any) -> Processor | None:
+    if isinstance(column_type, JSON):
+        return _json
+    process: Processor | None = getattr(column_type, "process_bind_param", None)
+    return process
+
+
+def _json(value: Any, _dialect: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def copy_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Append new rows: COPY on PostgreSQL, executemany INSERT elsewhere."""
+    if not rows:
+        return
+    if not is_postgres(conn):
+        conn.execute(insert(table), [{c: r[c] for c in columns} for r in rows])
+        return
+    values = stored_values(conn, table, columns, rows)
+    with (
+        _dbapi(conn).cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in values:
+            copy.write_row(row)
+
+
+def allocate_ids(conn: Connection, sequence: str, count: int) -> list[int]:
+    """Reserve ``count`` ids from a PostgreSQL sequence in one round trip."""
+    with _dbapi(conn).cursor() as cursor:
+        cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", (sequence, count))
+        return [int(row[0]) for row in cursor.fetchall()]
+
+
+def update_many(
+    conn: Connection,
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    increment: bool = False,
+) -> None:
+    """Set (or with ``increment`` add to) ``columns`` of the rows whose ``key`` matches.
+
+    Rows are applied in key order — the global lock order — so concurrent
+    callers never deadlock on them.
+    """
+    if not rows:
+        return
+    ordered = sorted(rows, key=lambda r: r[key])
+    if not is_postgres(conn):
+        values = {
+            c: (table.c[c] + bindparam(f"v_{c}")) if increment else bindparam(f"v_{c}")
+            for c in columns
+        }
+        stmt = update(table).where(table.c[key] == bindparam("k_key")).values(**values)
+        conn.execute(
+            stmt, [{"k_key": r[key], **{f"v_{c}": r[c] for c in columns}} for r in ordered]
+        )
+        return
+    stored = stored_values(conn, table, [key, *columns], ordered)
+    arrays = [list(col) for col in zip(*stored, strict=True)]
+    types = [_array_type(table, name) for name in (key, *columns)]
+    unnest = ", ".join(f"%s::{t}[]" for t in types)
+    names = ", ".join((key, *columns))
+    sets = ", ".join(
+        f"{c} = {table.name}.{c} + v.{c}" if increment else f"{c} = v.{c}" for c in columns
+    )
+    # Names come from our own Table objects; every value is a bound parameter.
+    sql = (
+        f"UPDATE {table.name} SET {sets} FROM unnest({unnest}) AS v({names}) "  # noqa: S608
+        f"WHERE {table.name}.{key} = v.{key}"
+    )
+    with _dbapi(conn).cursor() as cursor:
+        cursor.execute(sql, arrays)
+
+
+def _array_type(table: Table, name: str) -> str:
+    impl = table.c[name].type
+    impl = getattr(impl, "impl", impl)
+    kind = impl.__class__.__name__
+    return {
+        "BigInteger": "bigint",
+        "Integer": "bigint",
+        "DateTime": "timestamptz",
+        "String": "text",
+        "Boolean": "boolean",
+    }.get(kind, "text")
