@@ -73,6 +73,8 @@ def split_by_versions(
     """
     quantity = _non_negative_quantity(quantity)
     segments = _segments(require_aware(start), require_aware(end), _ordered(versions))
+    if len(segments) == 1:  # the usual case: one price for the whole interval
+        return [_line(segments[0][0], quantity)]
     shares = _apportion(quantity, [duration for _, duration in segments])
     return [_line(version, share) for (version, _), share in zip(segments, shares, strict=True)]
 
@@ -126,6 +128,8 @@ def _segments(
     if not in_force:
         raise NoTariffInForce(f"no tariff in force at {start.isoformat()}", at=start.isoformat())
     changes = [version for version in ordered if start < version.effective_from < end]
+    if not changes:  # one version for the whole interval: no durations needed
+        return [(in_force[-1], 1)]
     applying = [in_force[-1], *changes]
     bounds = [start, *(version.effective_from for version in changes), end]
     durations = [(b - a) // timedelta(microseconds=1) for a, b in pairwise(bounds)]

@@ -14,20 +14,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
-from meterpay.billing.rules import ChargeLine, charge_with_carry, split_by_versions
+from meterpay.billing.rules import ChargeLine, PriceVersion, charge_with_carry, split_by_versions
 from meterpay.db.bulk import copy_rows, update_many
-from meterpay.db.schema import accounts, charges, ledger_accounts, sites, tariff_versions
+from meterpay.db.schema import accounts, charges, ledger_accounts, sites
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import repository as ledger
 from meterpay.ledger.model import Transfer, TransferKind
 from meterpay.ledger.repository import Posting
 from meterpay.sites.model import revenue_code
-from meterpay.tariffs.repository import price_schedules
 
 CHARGE_COLUMNS = (
     "account_id",
@@ -65,13 +64,18 @@ class _AccountBilling:
 
 
 def charge(
-    conn: Connection, billables: Sequence[Billable], *, actor: str, now: datetime
+    conn: Connection,
+    billables: Sequence[Billable],
+    schedules: dict[int, list[PriceVersion]],
+    *,
+    actor: str,
+    now: datetime,
 ) -> dict[int, int]:
-    """Charge each billable; return the amount in fen by reading id."""
+    """Charge each billable at its account's tariff (``schedules`` by tariff id);
+    return the amount in fen by reading id."""
     if not billables:
         return {}
     billing = _lock_accounts(conn, {b.account_id for b in billables})
-    schedules = price_schedules(conn, {a.tariff_id for a in billing.values()})
     by_account: dict[int, list[Billable]] = defaultdict(list)
     for b in sorted(billables, key=lambda b: (b.end, b.reading_id)):
         by_account[b.account_id].append(b)
@@ -123,16 +127,15 @@ def _lock_accounts(conn: Connection, account_ids: set[int]) -> dict[int, _Accoun
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(of=accounts)
     rows = conn.execute(query).all()
-    codes = {revenue_code(r.code, Utility(r.utility)) for r in rows}
-    found = conn.execute(select(revenue.c.code, revenue.c.id).where(revenue.c.code.in_(codes)))
-    revenue_ids = {str(code): int(lid) for code, lid in found}
+    codes = {(r.code, r.utility): revenue_code(r.code, Utility(r.utility)) for r in rows}
+    found = conn.execute(
+        select(revenue.c.code, revenue.c.id).where(revenue.c.code.in_(codes.values()))
+    )
+    by_code = {str(code): int(lid) for code, lid in found}
+    revenue_ids = {pair: by_code[code] for pair, code in codes.items()}
     return {
-        int(r.id): _AccountBilling(
-            int(r.id),
-            int(r.wallet_id),
-            int(revenue_ids[revenue_code(r.code, Utility(r.utility))]),
-            int(r.tariff_id),
-            r.charge_carry,
+        r.id: _AccountBilling(
+            r.id, r.wallet_id, revenue_ids[(r.code, r.utility)], r.tariff_id, r.charge_carry
         )
         for r in rows
     }
@@ -161,25 +164,3 @@ def _charge_row(
             for line in lines
         ],
     }
-
-
-def price_start_by_account(conn: Connection, account_ids: set[int]) -> dict[int, datetime | None]:
-    """When each account's tariff first has a price (None: it never does)."""
-    if not account_ids:
-        return {}
-    query = (
-        select(accounts.c.id, func.min(tariff_versions.c.effective_from))
-        .select_from(accounts)
-        .outerjoin(tariff_versions, tariff_versions.c.tariff_id == accounts.c.tariff_id)
-        .where(accounts.c.id.in_(sorted(account_ids)))
-        .group_by(accounts.c.id)
-    )
-    return {int(aid): _aware(start) for aid, start in conn.execute(query)}
-
-
-def _aware(moment: datetime | str | None) -> datetime | None:
-    """min() over a column loses its type on SQLite (text comes back)."""
-    if moment is None:
-        return None
-    parsed = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

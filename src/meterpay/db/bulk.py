@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
@@ -32,15 +34,20 @@ def stored_values(
     conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
 ) -> list[tuple[Any, ...]]:
     """Rows as the database stores them (TypeDecorators and JSON applied)."""
-    processors = [_processor(table.c[name].type) for name in columns]
     dialect = conn.dialect
-    return [
-        tuple(
-            row[c] if p is None else p(row[c], dialect)
-            for c, p in zip(columns, processors, strict=True)
-        )
-        for row in rows
+    convert = [
+        (i, p)
+        for i, name in enumerate(columns)
+        if (p := _processor(table.c[name].type)) is not None
     ]
+    pick = itemgetter(*columns)
+    result: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = list(pick(row)) if len(columns) > 1 else [row[columns[0]]]
+        for i, process in convert:
+            values[i] = process(values[i], dialect)
+        result.append(tuple(values))
+    return result
 
 
 Processor = Callable[[Any, Any], Any]
@@ -110,9 +117,9 @@ def update_many(
         )
         return
     stored = stored_values(conn, table, [key, *columns], ordered)
-    arrays = [list(col) for col in zip(*stored, strict=True)]
+    arrays = [_array_literal(col) for col in zip(*stored, strict=True)]
     types = [_array_type(table, name) for name in (key, *columns)]
-    unnest = ", ".join(f"%s::{t}[]" for t in types)
+    unnest = ", ".join(f"CAST(%s AS {t}[])" for t in types)
     names = ", ".join((key, *columns))
     sets = ", ".join(
         f"{c} = {table.name}.{c} + v.{c}" if increment else f"{c} = v.{c}" for c in columns
@@ -124,6 +131,23 @@ def update_many(
     )
     with _dbapi(conn).cursor() as cursor:
         cursor.execute(sql, arrays)
+
+
+def _array_literal(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal of ints or times (no strings: nothing to escape)."""
+    items = []
+    for value in values:
+        if value is None:
+            items.append("NULL")
+        elif isinstance(value, bool):
+            items.append("true" if value else "false")
+        elif isinstance(value, int):
+            items.append(str(value))
+        elif isinstance(value, datetime):
+            items.append('"' + value.isoformat() + '"')
+        else:
+            raise TypeError(f"update_many takes ints and times, not {type(value).__name__}")
+    return "{" + ",".join(items) + "}"
 
 
 def _array_type(table: Table, name: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 _ADVISORY_KEY = 7_245_001  # arbitrary, fixed: "readings partition DDL"
 
@@ -43,7 +43,11 @@ class PartitionKeeper:
         self._known: set[Month] = set()
 
     def ensure(self, conn: Connection, months: Iterable[Month]) -> None:
-        if conn.dialect.name != "postgresql":
+        """Create missing months; call before ``conn``'s transaction touches readings."""
+        self.ensure_with(conn.engine, months)
+
+    def ensure_with(self, engine: Engine, months: Iterable[Month]) -> None:
+        if engine.dialect.name != "postgresql":
             return
         missing = sorted(set(months) - self._known)
         if not missing:
@@ -52,7 +56,7 @@ class PartitionKeeper:
         # transaction does, so the cache never believes in a rolled-back table.
         # A caller that already wrote readings in this transaction would block the
         # DDL forever; the lock timeout turns that programming error into an error.
-        with conn.engine.begin() as ddl:
+        with engine.begin() as ddl:
             ddl.execute(text("SET LOCAL lock_timeout = '15s'"))
             ddl.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
             for month in missing:

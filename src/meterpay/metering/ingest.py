@@ -16,25 +16,28 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from meterpay.billing.service import Billable, charge, price_start_by_account
+from meterpay.billing.rules import PriceVersion
+from meterpay.billing.service import Billable, charge
 from meterpay.db.partitions import month_of
 from meterpay.db.schema import meters
 from meterpay.kernel.clock import require_aware
 from meterpay.kernel.errors import InvalidInput
 from meterpay.metering import repository as repo
-from meterpay.metering.meters import Meter, ReadingIn
+from meterpay.metering.meters import ReadingIn
 from meterpay.metering.model import Assessment, LastAccepted, ReadingQuality
+from meterpay.metering.repository import MeterState
 from meterpay.metering.rules import (
     assess_after_removal,
     assess_reading,
     assess_without_tariff,
 )
 from meterpay.runtime import Runtime
+from meterpay.tariffs.repository import price_schedules
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +70,17 @@ def ingest_readings(rt: Runtime, batch: Sequence[ReadingIn], *, actor: str) -> I
     """Store and bill a batch; safe to repeat (a repeat changes nothing)."""
     for reading in batch:
         require_aware(reading.read_at)
-    _require_known_meters(rt, sorted({r.meter_id for r in batch}))
+    ordered = sorted(batch, key=lambda r: (r.meter_id, r.read_at))
+    chunks = list(_chunks(ordered, rt.settings.ingest_batch_size))
+    if len(chunks) > 1:  # one chunk checks its meters inside its own transaction
+        _require_known_meters(rt, sorted({r.meter_id for r in batch}))
     result = IngestResult()
-    for chunk in _chunks(
-        sorted(batch, key=lambda r: (r.meter_id, r.read_at)), rt.settings.ingest_batch_size
-    ):
-        result.outcomes.extend(_ingest_chunk(rt, chunk, actor))
+    for chunk in chunks:
+        # Partitions first, outside the write transaction: never two connections at once.
+        rt.partitions.ensure_with(rt.db.engine, {month_of(r.read_at) for r in chunk})
+        with rt.db.write() as conn:
+            result.outcomes.extend(ingest_in(rt, conn, chunk, actor=actor))
     return result
-
-
-def _ingest_chunk(rt: Runtime, chunk: Sequence[ReadingIn], actor: str) -> list[ReadingOutcome]:
-    with rt.db.write() as conn:
-        return ingest_in(rt, conn, chunk, actor=actor)
 
 
 def ingest_in(
@@ -89,65 +91,77 @@ def ingest_in(
     chunk = sorted(chunk, key=lambda r: (r.meter_id, r.read_at))
     now = rt.clock.now()
     meters_by_id = repo.lock_meters(conn, {r.meter_id for r in chunk})
-    priced_from = price_start_by_account(
-        conn, {m.account_id for m in meters_by_id.values() if m.account_id is not None}
-    )
+    _refuse_unknown(meters_by_id, chunk)
+    schedules = price_schedules(conn, {m.tariff_id for m in meters_by_id.values() if m.tariff_id})
     seen = repo.existing_reading_times(conn, [(r.meter_id, r.read_at) for r in chunk])
     judged: list[tuple[ReadingIn, Assessment | None, datetime | None]] = []
-    cursors: dict[int, tuple[datetime, Any]] = {}
+    cursors: dict[int, LastAccepted] = {}
+    tolerance = rt.settings.future_tolerance
     for r in chunk:  # sorted by meter, then time
         if (r.meter_id, r.read_at) in seen:
             judged.append((r, None, None))
             continue
         seen.add((r.meter_id, r.read_at))
         meter = meters_by_id[r.meter_id]
-        last = _cursor(meter, cursors)
-        verdict = _judge(rt, meter, last, r, now)
-        if verdict.billed and _unpriced(meter, last, priced_from):
-            verdict = assess_without_tariff()
+        last = cursors.get(r.meter_id, meter.last)
+        verdict = _judge(meter, last, r, now=now, tolerance=tolerance, schedules=schedules)
         judged.append((r, verdict, last.read_at if last else None))
         if verdict.advances:
-            cursors[r.meter_id] = (r.read_at, r.total)
+            cursors[r.meter_id] = LastAccepted(r.read_at, r.total)
     ids = repo.insert_readings(conn, [_row(r, v, now) for r, v, _ in judged if v is not None])
     billables = [
         Billable(
-            ids[(r.meter_id, r.read_at)], r.meter_id, account_id, start, r.read_at, v.consumption
+            ids[(r.meter_id, r.read_at)],
+            r.meter_id,
+            meter.account_id,
+            start,
+            r.read_at,
+            v.consumption,
         )
         for r, v, start in judged
         if v is not None
         and v.quality is ReadingQuality.VALID
         and start is not None
-        and (account_id := meters_by_id[r.meter_id].account_id) is not None
+        and (meter := meters_by_id[r.meter_id]).account_id is not None
     ]
-    amounts = charge(conn, billables, actor=actor, now=now)
-    repo.advance_cursors(conn, cursors)
+    amounts = charge(conn, billables, schedules, actor=actor, now=now)
+    repo.advance_cursors(conn, {mid: (c.read_at, c.total) for mid, c in cursors.items()})
     return [_outcome(r, v, ids, amounts) for r, v, _ in judged]
 
 
 def _judge(
-    rt: Runtime, meter: Meter, last: LastAccepted | None, r: ReadingIn, now: datetime
+    meter: MeterState,
+    last: LastAccepted | None,
+    r: ReadingIn,
+    *,
+    now: datetime,
+    tolerance: timedelta,
+    schedules: dict[int, list[PriceVersion]],
 ) -> Assessment:
     if meter.removed_at is not None and r.read_at > meter.removed_at:
         return assess_after_removal()
-    return assess_reading(
-        meter.profile, last, r.read_at, r.total, now, future_tolerance=rt.settings.future_tolerance
+    verdict = assess_reading(
+        meter.profile, last, r.read_at, r.total, now, future_tolerance=tolerance
     )
+    if verdict.billed and _unpriced(meter, last, schedules):
+        return assess_without_tariff()
+    return verdict
 
 
 def _unpriced(
-    meter: Meter, last: LastAccepted | None, priced_from: dict[int, datetime | None]
+    meter: MeterState, last: LastAccepted | None, schedules: dict[int, list[PriceVersion]]
 ) -> bool:
+    """True when no tariff version is in force at the start of the interval."""
     if meter.account_id is None or last is None:
         return False
-    start = priced_from.get(meter.account_id)
-    return start is None or last.read_at < start
+    versions = schedules.get(meter.tariff_id or 0)
+    return not versions or last.read_at < versions[0].effective_from
 
 
-def _cursor(meter: Meter, moved: dict[int, tuple[datetime, Any]]) -> LastAccepted | None:
-    if meter.id in moved:
-        at, total = moved[meter.id]
-        return LastAccepted(at, total)
-    return meter.last_accepted
+def _refuse_unknown(found: dict[int, MeterState], chunk: Sequence[ReadingIn]) -> None:
+    unknown = sorted({r.meter_id for r in chunk} - found.keys())
+    if unknown:
+        raise InvalidInput(f"unknown meters: {unknown[:20]}", field="meter_id", unknown=unknown)
 
 
 def _row(r: ReadingIn, v: Assessment, now: datetime) -> dict[str, Any]:

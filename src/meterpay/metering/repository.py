@@ -4,26 +4,63 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, insert, select, text, tuple_
 
 from meterpay.db.bulk import allocate_ids, copy_rows, is_postgres, update_many
-from meterpay.db.rows import fetch, to_model
-from meterpay.db.schema import meters, readings
+from meterpay.db.rows import fetch
+from meterpay.db.schema import accounts, meters, readings
 from meterpay.metering.meters import Meter
+from meterpay.metering.model import LastAccepted, MeterProfile
 
 
 def meter(conn: Connection, meter_id: int, *, lock: bool = False) -> Meter:
     return fetch(conn, meters, Meter, meter_id, lock=lock)
 
 
-def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, Meter]:
+class MeterState(NamedTuple):
+    """What ingest needs of a meter: its profile, its cursor and where it bills."""
+
+    id: int
+    account_id: int | None
+    tariff_id: int | None
+    profile: MeterProfile
+    removed_at: datetime | None
+    last: LastAccepted | None
+
+
+def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterState]:
     """Load and row-lock meters in id order; readings of one meter serialize."""
-    query = select(meters).where(meters.c.id.in_(sorted(set(meter_ids)))).order_by(meters.c.id)
+    query = (
+        select(
+            meters.c.id,
+            meters.c.account_id,
+            accounts.c.tariff_id,
+            meters.c.multiplier,
+            meters.c.register_capacity,
+            meters.c.max_rate_per_hour,
+            meters.c.removed_at,
+            meters.c.last_read_at,
+            meters.c.last_total,
+        )
+        .select_from(meters)
+        .outerjoin(accounts, accounts.c.id == meters.c.account_id)
+        .where(meters.c.id.in_(sorted(set(meter_ids))))
+        .order_by(meters.c.id)
+    )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {int(r["id"]): to_model(Meter, r) for r in conn.execute(query).mappings()}
+        query = query.with_for_update(of=meters)
+    profiles: dict[tuple[Any, ...], MeterProfile] = {}
+    found = {}
+    for m in conn.execute(query):
+        shape = (m.multiplier, m.register_capacity, m.max_rate_per_hour)
+        profile = profiles.get(shape) or profiles.setdefault(shape, MeterProfile(*shape))
+        last = LastAccepted(m.last_read_at, m.last_total) if m.last_read_at is not None else None
+        found[int(m.id)] = MeterState(
+            int(m.id), m.account_id, m.tariff_id, profile, m.removed_at, last
+        )
+    return found
 
 
 def existing_reading_times(
