@@ -144,8 +144,6 @@ transfers = Table(
     CheckConstraint("amount_fen > 0", name="positive"),
     CheckConstraint("debit_account_id <> credit_account_id", name="two_sides"),
     Index(None, "account_id", "id"),
-    Index(None, "debit_account_id"),
-    Index(None, "credit_account_id"),
 )
 
 # --- tariffs ----------------------------------------------------------------
@@ -189,7 +187,6 @@ accounts = Table(
     Column("tariff_id", ForeignKey("tariffs.id"), nullable=False),
     Column("wallet_id", ForeignKey("ledger_accounts.id"), nullable=False, unique=True),
     Column("status", String(16), nullable=False),
-    Column("charge_carry", SubFen, nullable=False, default=0),
     Column("supply_state", String(24), nullable=False, default="normal"),
     Column("warning1_fen", BigInteger, nullable=True),
     Column("warning2_fen", BigInteger, nullable=True),
@@ -241,6 +238,7 @@ meters = Table(
     Column("removed_at", UTCDateTime(), nullable=True),
     Column("last_read_at", UTCDateTime(), nullable=True),
     Column("last_total", Quantity, nullable=True),
+    Column("charge_carry", SubFen, nullable=False, default=0, server_default="0"),
     CheckConstraint("utility IN ('electricity', 'water')", name="utility"),
     CheckConstraint("status IN ('active', 'removed', 'faulty')", name="status"),
     CheckConstraint("multiplier >= 1", name="multiplier"),

@@ -72,6 +72,19 @@ def ledger_account_id(conn: Connection, code: str) -> int:
     return int(row_id)
 
 
+def ledger_account_ids(conn: Connection, codes: set[str]) -> dict[str, int]:
+    found = conn.execute(
+        select(ledger_accounts.c.code, ledger_accounts.c.id).where(
+            ledger_accounts.c.code.in_(sorted(codes))
+        )
+    )
+    ids = {str(code): int(lid) for code, lid in found}
+    missing = codes - ids.keys()
+    if missing:
+        raise NotFound(f"ledger accounts {sorted(missing)} do not exist", codes=sorted(missing))
+    return ids
+
+
 def post(conn: Connection, postings: Sequence[Posting], *, actor: str, now: datetime) -> set[str]:
     """Post transfers exactly once; return the keys that were new."""
     if not postings:

@@ -92,7 +92,8 @@ def ingest_in(
     now = rt.clock.now()
     meters_by_id = repo.lock_meters(conn, {r.meter_id for r in chunk})
     _refuse_unknown(meters_by_id, chunk)
-    schedules = price_schedules(conn, {m.tariff_id for m in meters_by_id.values() if m.tariff_id})
+    targets = {mid: m.account for mid, m in meters_by_id.items() if m.account is not None}
+    schedules = price_schedules(conn, {t.tariff_id for t in targets.values()})
     seen = repo.existing_reading_times(conn, [(r.meter_id, r.read_at) for r in chunk])
     judged: list[tuple[ReadingIn, Assessment | None, datetime | None]] = []
     cursors: dict[int, LastAccepted] = {}
@@ -113,7 +114,7 @@ def ingest_in(
         Billable(
             ids[(r.meter_id, r.read_at)],
             r.meter_id,
-            meter.account_id,
+            target.account_id,
             start,
             r.read_at,
             v.consumption,
@@ -122,10 +123,11 @@ def ingest_in(
         if v is not None
         and v.quality is ReadingQuality.VALID
         and start is not None
-        and (meter := meters_by_id[r.meter_id]).account_id is not None
+        and (target := targets.get(r.meter_id)) is not None
     ]
-    amounts = charge(conn, billables, schedules, actor=actor, now=now)
-    repo.advance_cursors(conn, {mid: (c.read_at, c.total) for mid, c in cursors.items()})
+    carries = {mid: meters_by_id[mid].carry for mid in cursors}
+    amounts = charge(conn, billables, schedules, targets, carries, actor=actor, now=now)
+    repo.advance_cursors(conn, cursors, carries)
     return [_outcome(r, v, ids, amounts) for r, v, _ in judged]
 
 
@@ -152,9 +154,9 @@ def _unpriced(
     meter: MeterState, last: LastAccepted | None, schedules: dict[int, list[PriceVersion]]
 ) -> bool:
     """True when no tariff version is in force at the start of the interval."""
-    if meter.account_id is None or last is None:
+    if meter.account is None or last is None:
         return False
-    versions = schedules.get(meter.tariff_id or 0)
+    versions = schedules.get(meter.account.tariff_id)
     return not versions or last.read_at < versions[0].effective_from
 
 

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, insert, select, text, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    any_,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql
 
+from meterpay.billing.service import BillingTarget
 from meterpay.db.bulk import allocate_ids, copy_rows, is_postgres, update_many
 from meterpay.db.rows import fetch
-from meterpay.db.schema import accounts, meters, readings
+from meterpay.db.schema import accounts, meters, readings, sites
+from meterpay.kernel.quantity import Utility
+from meterpay.ledger.repository import ledger_account_ids
 from meterpay.metering.meters import Meter
 from meterpay.metering.model import LastAccepted, MeterProfile
+from meterpay.sites.model import revenue_code
 
 
 def meter(conn: Connection, meter_id: int, *, lock: bool = False) -> Meter:
@@ -23,44 +39,72 @@ class MeterState(NamedTuple):
     """What ingest needs of a meter: its profile, its cursor and where it bills."""
 
     id: int
-    account_id: int | None
-    tariff_id: int | None
     profile: MeterProfile
     removed_at: datetime | None
     last: LastAccepted | None
+    carry: Decimal
+    account: BillingTarget | None
 
 
 def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterState]:
-    """Load and row-lock meters in id order; readings of one meter serialize."""
+    """Load and row-lock meters in id order; readings of one meter serialize.
+
+    Each meter comes with where its charges go (its account's wallet, its
+    site's revenue account for the utility, its tariff). Account rows are read,
+    not locked: a charge moves the wallet by an atomic increment.
+    """
     query = (
         select(
             meters.c.id,
-            meters.c.account_id,
-            accounts.c.tariff_id,
             meters.c.multiplier,
             meters.c.register_capacity,
             meters.c.max_rate_per_hour,
             meters.c.removed_at,
             meters.c.last_read_at,
             meters.c.last_total,
+            meters.c.charge_carry,
+            meters.c.account_id,
+            accounts.c.tariff_id,
+            accounts.c.wallet_id,
+            accounts.c.utility,
+            sites.c.code,
         )
         .select_from(meters)
         .outerjoin(accounts, accounts.c.id == meters.c.account_id)
-        .where(meters.c.id.in_(sorted(set(meter_ids))))
+        .outerjoin(sites, sites.c.id == accounts.c.site_id)
+        .where(_id_in(conn, sorted(set(meter_ids))))
         .order_by(meters.c.id)
     )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=meters)
+        query = query.with_for_update(of=meters, key_share=True)  # FOR NO KEY UPDATE
+    rows = conn.execute(query).all()
+    revenue = _revenue_ids(conn, {(r.code, r.utility) for r in rows if r.account_id})
     profiles: dict[tuple[Any, ...], MeterProfile] = {}
     found = {}
-    for m in conn.execute(query):
+    for m in rows:
         shape = (m.multiplier, m.register_capacity, m.max_rate_per_hour)
         profile = profiles.get(shape) or profiles.setdefault(shape, MeterProfile(*shape))
         last = LastAccepted(m.last_read_at, m.last_total) if m.last_read_at is not None else None
-        found[int(m.id)] = MeterState(
-            int(m.id), m.account_id, m.tariff_id, profile, m.removed_at, last
+        target = (
+            BillingTarget(m.account_id, m.wallet_id, revenue[(m.code, m.utility)], m.tariff_id)
+            if m.account_id is not None
+            else None
         )
+        found[m.id] = MeterState(m.id, profile, m.removed_at, last, m.charge_carry, target)
     return found
+
+
+def _id_in(conn: Connection, ids: list[int]) -> ColumnElement[bool]:
+    """``meters.id IN ids``; one array parameter on PostgreSQL instead of thousands."""
+    if is_postgres(conn):
+        return meters.c.id == any_(literal(ids, type_=postgresql.ARRAY(Integer)))
+    return meters.c.id.in_(ids)
+
+
+def _revenue_ids(conn: Connection, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    codes = {pair: revenue_code(pair[0], Utility(pair[1])) for pair in pairs}
+    ids = ledger_account_ids(conn, set(codes.values()))
+    return {pair: ids[code] for pair, code in codes.items()}
 
 
 def existing_reading_times(
@@ -109,7 +153,10 @@ def insert_readings(
     """Insert new readings (the caller holds their meters' locks); ids by (meter, time)."""
     if not rows:
         return {}
-    complete: list[dict[str, Any]] = [{c: row.get(c) for c in READING_COLUMNS} for row in rows]
+    complete: list[dict[str, Any]] = [
+        row if len(row) == len(READING_COLUMNS) else {c: row.get(c) for c in READING_COLUMNS}
+        for row in rows
+    ]
     if is_postgres(conn):
         ids = allocate_ids(conn, "readings_id_seq", len(rows))
         for row, new_id in zip(complete, ids, strict=True):
@@ -120,8 +167,12 @@ def insert_readings(
     return {(int(m), t): int(i) for i, m, t in conn.execute(stmt, complete)}
 
 
-def advance_cursors(conn: Connection, cursors: dict[int, tuple[datetime, Any]]) -> None:
+def advance_cursors(
+    conn: Connection, cursors: dict[int, LastAccepted], carries: dict[int, Decimal]
+) -> None:
+    """Move each meter's last accepted reading and billing carry."""
     rows = [
-        {"id": mid, "last_read_at": at, "last_total": total} for mid, (at, total) in cursors.items()
+        {"id": mid, "last_read_at": c.read_at, "last_total": c.total, "charge_carry": carries[mid]}
+        for mid, c in cursors.items()
     ]
-    update_many(conn, meters, "id", ("last_read_at", "last_total"), rows)
+    update_many(conn, meters, "id", ("last_read_at", "last_total", "charge_carry"), rows)

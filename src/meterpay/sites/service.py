@@ -241,7 +241,6 @@ def open_account_in(
             "tariff_id": tariff_id,
             "wallet_id": wallet_id,
             "status": AccountStatus.OPEN.value,
-            "charge_carry": Decimal(0),
             "supply_state": "normal",
             "opened_at": now,
             **thresholds,
