@@ -93,3 +93,14 @@ def _constraint_message(exc: IntegrityError) -> str:
     """A unique or foreign-key violation, told in a sentence without SQL."""
     text = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
     return f"the change conflicts with existing data ({text})"
+
+
+# Deadlock and serialization failures: the transaction was rolled back whole and
+# may simply be run again (every use case that retries is idempotent).
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSIENT_RETRIES = 5
+
+
+def is_transient(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in _TRANSIENT_SQLSTATES

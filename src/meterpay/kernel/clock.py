@@ -31,6 +31,8 @@ class FixedClock:
 
 def require_aware(moment: datetime) -> datetime:
     """Refuse naive datetimes: every time in meterpay carries its offset."""
+    if moment.tzinfo is UTC:  # the common case, checked without a call
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment.isoformat()} has no time zone offset")
     return moment

@@ -13,6 +13,8 @@ Unknown meters reject the whole batch before anything is written.
 
 from __future__ import annotations
 
+import random
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import DBAPIError
 
 from meterpay.billing.rules import PriceVersion
 from meterpay.billing.service import Billable, charge
+from meterpay.db.engine import TRANSIENT_RETRIES, is_transient
 from meterpay.db.partitions import month_of
 from meterpay.db.schema import meters
 from meterpay.kernel.clock import require_aware
@@ -78,9 +82,21 @@ def ingest_readings(rt: Runtime, batch: Sequence[ReadingIn], *, actor: str) -> I
     for chunk in chunks:
         # Partitions first, outside the write transaction: never two connections at once.
         rt.partitions.ensure_with(rt.db.engine, {month_of(r.read_at) for r in chunk})
-        with rt.db.write() as conn:
-            result.outcomes.extend(ingest_in(rt, conn, chunk, actor=actor))
+        result.outcomes.extend(_ingest_chunk(rt, chunk, actor))
     return result
+
+
+def _ingest_chunk(rt: Runtime, chunk: Sequence[ReadingIn], actor: str) -> list[ReadingOutcome]:
+    """One transaction; run again after a deadlock (ingest is idempotent)."""
+    for attempt in range(TRANSIENT_RETRIES):
+        try:
+            with rt.db.write() as conn:
+                return ingest_in(rt, conn, chunk, actor=actor)
+        except DBAPIError as exc:
+            if not is_transient(exc) or attempt == TRANSIENT_RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311  jitter only
+    raise AssertionError("unreachable")
 
 
 def ingest_in(
