@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
 
 from sqlalchemy import Connection
 
+from meterpay.billing.model import BillingTarget
 from meterpay.billing.rules import ChargeLine, PriceVersion, charge_with_carry, split_by_versions
 from meterpay.db.bulk import copy_rows
 from meterpay.db.schema import charges
@@ -52,15 +52,6 @@ class Billable:
     start: datetime
     end: datetime
     quantity: Decimal
-
-
-class BillingTarget(NamedTuple):
-    """Where a meter's charges go: its account's wallet and its site's revenue."""
-
-    account_id: int
-    wallet_id: int
-    revenue_id: int
-    tariff_id: int
 
 
 def charge(

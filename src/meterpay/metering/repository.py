@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from meterpay.billing.service import BillingTarget
+from meterpay.billing.model import BillingTarget
 from meterpay.db.bulk import allocate_ids, copy_rows, is_postgres, update_many
 from meterpay.db.rows import fetch
 from meterpay.db.schema import accounts, meters, readings, sites
