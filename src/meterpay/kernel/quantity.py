@@ -29,6 +29,14 @@ class InvalidQuantity(ValueError):
 
 def parse_quantity(value: Decimal | str | int) -> Decimal:
     """Parse a quantity with at most 4 decimals; floats are refused."""
+    if type(value) is Decimal and value.is_finite():  # the hot path: no text to parse
+        try:
+            exact = value.quantize(QUANTITY_QUANTUM)
+        except InvalidOperation as exc:
+            raise InvalidQuantity(f"{value} is too large for a quantity") from exc
+        if exact != value:
+            raise InvalidQuantity(f"{value} has more than {QUANTITY_PLACES} decimals")
+        return exact
     if isinstance(value, bool | float):
         raise InvalidQuantity(f"{value!r}: quantities are never floats; pass a string or Decimal")
     try:

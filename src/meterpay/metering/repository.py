@@ -81,16 +81,31 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
     revenue = _revenue_ids(conn, {(r.code, r.utility) for r in rows if r.account_id})
     profiles: dict[tuple[Any, ...], MeterProfile] = {}
     found = {}
-    for m in rows:
-        shape = (m.multiplier, m.register_capacity, m.max_rate_per_hour)
+    for row in rows:  # unpacked once: attribute access on rows is slow in bulk
+        (
+            meter_id,
+            multiplier,
+            capacity,
+            max_rate,
+            removed_at,
+            last_at,
+            last_total,
+            carry,
+            account_id,
+            tariff_id,
+            wallet_id,
+            utility,
+            site_code,
+        ) = row
+        shape = (multiplier, capacity, max_rate)
         profile = profiles.get(shape) or profiles.setdefault(shape, MeterProfile(*shape))
-        last = LastAccepted(m.last_read_at, m.last_total) if m.last_read_at is not None else None
+        last = LastAccepted(last_at, last_total) if last_at is not None else None
         target = (
-            BillingTarget(m.account_id, m.wallet_id, revenue[(m.code, m.utility)], m.tariff_id)
-            if m.account_id is not None
+            BillingTarget(account_id, wallet_id, revenue[(site_code, utility)], tariff_id)
+            if account_id is not None
             else None
         )
-        found[m.id] = MeterState(m.id, profile, m.removed_at, last, m.charge_carry, target)
+        found[meter_id] = MeterState(meter_id, profile, removed_at, last, carry, target)
     return found
 
 
