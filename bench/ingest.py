@@ -77,6 +77,7 @@ from meterpay.ledger.model import LedgerAccountKind
 from meterpay.ledger.service import verify_ledger
 from meterpay.metering.ingest import IngestResult, ingest_readings
 from meterpay.metering.meters import MeterStatus, Protocol, ReadingIn, ReadingSource
+from meterpay.metering.repository import READING_COLUMNS
 from meterpay.runtime import Runtime
 from meterpay.sites import service as sites
 from meterpay.sites.model import AccountStatus, UnitKind, wallet_code
@@ -90,21 +91,7 @@ PRICE = "0.4883"
 INTERVAL = timedelta(minutes=15)
 SCALE = 10_000  # quantities are stored as integers of 0.0001
 TARGET_RATIO = 0.05
-COPY_COLUMNS = (
-    "meter_id",
-    "read_at",
-    "received_at",
-    "total",
-    "tip",
-    "peak",
-    "flat",
-    "valley",
-    "status_word",
-    "source",
-    "quality",
-    "flags",
-    "consumption",
-)
+COPY_COLUMNS = READING_COLUMNS  # the readings table's own columns
 
 
 @dataclass(frozen=True)

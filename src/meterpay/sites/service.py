@@ -160,21 +160,16 @@ def create_customer(
     actor: str,
 ) -> Customer:
     with rt.db.write() as conn:
-        repo.site(conn, site_id)
-        new_id = insert_row(
+        return create_customer_in(
+            rt,
             conn,
-            customers,
-            {
-                "site_id": site_id,
-                "name": name,
-                "kind": CustomerKind(kind).value,
-                "phone": phone,
-                "email": email,
-                "wechat_openid": wechat_openid,
-                "created_at": rt.clock.now(),
-            },
+            site_id=site_id,
+            name=name,
+            kind=kind,
+            phone=phone,
+            email=email,
+            wechat_openid=wechat_openid,
         )
-        return fetch(conn, customers, Customer, new_id)
 
 
 def update_customer(rt: Runtime, customer_id: int, *, actor: str, **changes: Any) -> Customer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from meterpay.audit import repository as audit
 from meterpay.db.rows import fetch_page, insert_row
@@ -45,16 +45,7 @@ def create_flat_tariff(
                 "created_at": now,
             },
         )
-        insert_row(
-            conn,
-            tariff_versions,
-            {
-                "tariff_id": tariff_id,
-                "effective_from": require_aware(effective_from),
-                "unit_price": price,
-                "created_at": now,
-            },
-        )
+        _insert_version(conn, tariff_id, price, effective_from, now)
         audit.record(
             conn,
             at=now,
@@ -82,16 +73,7 @@ def add_version(
     price = parse_unit_price(unit_price)
     with rt.db.write() as conn:
         current = repo.tariff(conn, tariff_id)
-        insert_row(
-            conn,
-            tariff_versions,
-            {
-                "tariff_id": tariff_id,
-                "effective_from": require_aware(effective_from),
-                "unit_price": price,
-                "created_at": now,
-            },
-        )
+        _insert_version(conn, tariff_id, price, effective_from, now)
         audit.record(
             conn,
             at=now,
@@ -104,6 +86,21 @@ def add_version(
             after={"unit_price": price, "effective_from": effective_from},
         )
         return repo.tariff(conn, tariff_id)
+
+
+def _insert_version(
+    conn: Connection, tariff_id: int, price: Decimal, effective_from: datetime, now: datetime
+) -> None:
+    insert_row(
+        conn,
+        tariff_versions,
+        {
+            "tariff_id": tariff_id,
+            "effective_from": require_aware(effective_from),
+            "unit_price": price,
+            "created_at": now,
+        },
+    )
 
 
 def get_tariff(rt: Runtime, tariff_id: int) -> Tariff:
