@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -289,6 +290,15 @@ readings = Table(
     Column("quality", String(16), nullable=False),
     Column("flags", String(120), nullable=False, default=""),
     Column("consumption", Quantity, nullable=False, default=0),
+)
+
+# Consumption so far in each account's tier cycle (阶梯 billing period).
+tier_states = Table(
+    "tier_states",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id"), primary_key=True),
+    Column("cycle_start", Date, primary_key=True),
+    Column("consumed", Quantity, nullable=False, default=0),
 )
 
 charges = Table(
