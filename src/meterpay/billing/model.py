@@ -12,3 +12,6 @@ class BillingTarget(NamedTuple):
     wallet_id: int
     revenue_id: int
     tariff_id: int
+    revenue_code: str
+    """The energy revenue ledger account's code; surcharges append ``:<code>``."""
+    time_zone: str = "Asia/Shanghai"

@@ -19,12 +19,15 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_DOWN, Decimal
 from fractions import Fraction
 from itertools import pairwise
-from typing import Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from meterpay.kernel.clock import require_aware
 from meterpay.kernel.errors import DomainError
 from meterpay.kernel.money import FEN_PER_YUAN, FEN_QUANTUM, Money, parse_unit_price, round_to_fen
 from meterpay.kernel.quantity import QUANTITY_QUANTUM, InvalidQuantity, parse_quantity
+
+if TYPE_CHECKING:
+    from meterpay.tariffs.components import TariffComponents
 
 CARRY_LOW: Final = Decimal("-0.005")
 CARRY_HIGH: Final = Decimal("0.005")
@@ -44,6 +47,13 @@ class PriceVersion:
     version_id: int
     effective_from: datetime
     unit_price: Decimal
+    components: TariffComponents | None = None
+    """The full price rules; None (or energy only) prices flat at ``unit_price``."""
+
+    @property
+    def is_flat(self) -> bool:
+        c = self.components
+        return c is None or (c.tiers is None and c.time_of_use is None and not c.surcharges)
 
     def __post_init__(self) -> None:
         require_aware(self.effective_from)
@@ -79,7 +89,28 @@ def split_by_versions(
     return [_line(version, share) for (version, _), share in zip(segments, shares, strict=True)]
 
 
-def charge_with_carry(lines: Iterable[ChargeLine], carry: Decimal) -> tuple[Money, Decimal]:
+def pieces_by_version(
+    quantity: Decimal, start: datetime, end: datetime, versions: Iterable[PriceVersion]
+) -> list[tuple[PriceVersion, Decimal, datetime, datetime]]:
+    """``split_by_versions`` with each piece's own time span: (version, quantity, start, end)."""
+    lines = split_by_versions(quantity, start, end, versions)
+    if len(lines) == 1:
+        only = next(v for v in _ordered(versions) if v.version_id == lines[0].version_id)
+        return [(only, lines[0].quantity, start, end)]
+    by_id = {v.version_id: v for v in versions}
+    bounds = [start, *(by_id[line.version_id].effective_from for line in lines[1:]), end]
+    return [
+        (by_id[line.version_id], line.quantity, a, b)
+        for line, (a, b) in zip(lines, pairwise(bounds), strict=True)
+    ]
+
+
+class HasExactAmount(Protocol):
+    @property
+    def exact_amount(self) -> Decimal: ...
+
+
+def charge_with_carry(lines: Iterable[HasExactAmount], carry: Decimal) -> tuple[Money, Decimal]:
     """Round the lines' total plus the previous carry to the fen; return the new carry."""
     if not CARRY_LOW <= carry < CARRY_HIGH:
         raise ValueError(f"carry {carry} is outside [{CARRY_LOW}, {CARRY_HIGH})")

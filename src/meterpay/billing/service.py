@@ -14,19 +14,24 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
 from meterpay.billing.model import BillingTarget
-from meterpay.billing.rules import ChargeLine, PriceVersion, charge_with_carry, split_by_versions
+from meterpay.billing.repository import lock_tier_states, save_tier_states
+from meterpay.billing.rules import PriceVersion, charge_with_carry, pieces_by_version
 from meterpay.db.bulk import copy_rows
 from meterpay.db.schema import charges
+from meterpay.kernel.money import Money
 from meterpay.ledger import repository as ledger
 from meterpay.ledger.model import Transfer, TransferKind
 from meterpay.ledger.repository import Posting
+from meterpay.tariffs.apportion import largest_remainders
+from meterpay.tariffs.rules import PriceLine, TierState, Usage, price_usage
 
 CHARGE_COLUMNS = (
     "account_id",
@@ -40,6 +45,9 @@ CHARGE_COLUMNS = (
     "lines",
     "created_at",
 )
+
+
+ENERGY = "energy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,47 +74,169 @@ def charge(
 ) -> dict[int, int]:
     """Charge each billable to its meter's target account at its tariff
     (``schedules`` by tariff id), carrying sub-fen remainders per meter in
-    ``carries`` (updated in place); return the amount in fen by reading id."""
+    ``carries`` (updated in place); return the amount in fen by reading id.
+
+    Readings are priced in time order, so tiers accumulate as consumption did.
+    One charge is rounded once; its amount is shared over the revenue streams
+    (energy, each surcharge) by largest remainders, one transfer per stream.
+    """
+    states = _tier_states(conn, billables, schedules, targets)
     amounts: dict[int, int] = {}
     charge_rows: list[dict[str, object]] = []
-    postings: list[Posting] = []
-    for b in sorted(billables, key=lambda b: (b.meter_id, b.end)):
+    postings: list[tuple[Posting, str | None]] = []
+    for b in sorted(billables, key=lambda b: (b.end, b.meter_id)):
         target = targets[b.meter_id]
-        lines = split_by_versions(b.quantity, b.start, b.end, schedules[target.tariff_id])
+        lines = _price(b, target, schedules[target.tariff_id], states)
         money, carries[b.meter_id] = charge_with_carry(lines, carries[b.meter_id])
         amounts[b.reading_id] = money.fen
-        key = f"charge:reading:{b.reading_id}" if money.fen > 0 else None
-        charge_rows.append(_charge_row(b, lines, money.fen, key, now))
-        if key is not None:
-            transfer = Transfer(
-                key, target.wallet_id, target.revenue_id, money.fen, TransferKind.CHARGE
-            )
-            postings.append(Posting(transfer, b.account_id, f"{b.quantity} @ meter {b.meter_id}"))
+        streams = _streams(money.fen, lines)
+        charge_rows.append(_charge_row(b, lines, money.fen, streams, now))
+        postings.extend(_postings(b, target, streams))
+    if states:
+        save_tier_states(conn, states)
     copy_rows(conn, charges, CHARGE_COLUMNS, charge_rows)
-    ledger.post_fresh(conn, postings, actor=actor, now=now)
+    ledger.post_fresh(conn, _resolve_revenue(conn, postings), actor=actor, now=now)
     return amounts
 
 
+def _tier_states(
+    conn: Connection,
+    billables: Sequence[Billable],
+    schedules: dict[int, list[PriceVersion]],
+    targets: Mapping[int, BillingTarget],
+) -> dict[int, TierState | None]:
+    tiered = {
+        b.account_id
+        for b in billables
+        if any(
+            v.components is not None and v.components.tiers is not None
+            for v in schedules[targets[b.meter_id].tariff_id]
+        )
+    }
+    return lock_tier_states(conn, tiered) if tiered else {}
+
+
+def _price(
+    b: Billable,
+    target: BillingTarget,
+    versions: list[PriceVersion],
+    states: dict[int, TierState | None],
+) -> list[PricedLine]:
+    pieces = pieces_by_version(b.quantity, b.start, b.end, versions)
+    lines: list[PricedLine] = []
+    for version, quantity, start, end in pieces:
+        if version.is_flat:  # the common case, without building a Usage
+            price = version.unit_price
+            lines.append(
+                PricedLine(
+                    version.version_id,
+                    PriceLine(ENERGY, None, None, quantity, price, quantity * price),
+                )
+            )
+            continue
+        assert version.components is not None  # noqa: S101  is_flat covers None
+        usage = Usage(quantity, start, end, time_zone=target.time_zone)
+        priced = price_usage(version.components, usage, states.get(b.account_id))
+        if version.components.tiers is not None:
+            states[b.account_id] = priced.state
+        lines.extend(PricedLine(version.version_id, line) for line in priced.lines)
+    return lines
+
+
+def _streams(fen: int, lines: list[PricedLine]) -> dict[str, int]:
+    """The charge's fen per revenue stream (component), adding up exactly to ``fen``."""
+    exact: dict[str, Decimal] = {}
+    for line in lines:
+        exact[line.component] = exact.get(line.component, Decimal(0)) + line.exact_amount
+    if len(exact) == 1:
+        return {next(iter(exact)): fen}
+    return largest_remainders(fen, exact) if fen > 0 else dict.fromkeys(exact, 0)
+
+
+def _postings(
+    b: Billable, target: BillingTarget, streams: dict[str, int]
+) -> list[tuple[Posting, str | None]]:
+    """One transfer per revenue stream; a surcharge's revenue account is named by code."""
+    memo = f"{b.quantity} @ meter {b.meter_id}"
+    found: list[tuple[Posting, str | None]] = []
+    for component, fen in streams.items():
+        if fen <= 0:
+            continue
+        if component == ENERGY:
+            transfer = Transfer(
+                f"charge:reading:{b.reading_id}",
+                target.wallet_id,
+                target.revenue_id,
+                fen,
+                TransferKind.CHARGE,
+            )
+            found.append((Posting(transfer, b.account_id, memo), None))
+            continue
+        code = f"{target.revenue_code}:{component.removeprefix('surcharge:')}"
+        transfer = Transfer(
+            f"charge:reading:{b.reading_id}:{component}",
+            target.wallet_id,
+            target.revenue_id,
+            fen,
+            TransferKind.CHARGE,
+        )
+        found.append((Posting(transfer, b.account_id, f"{memo} [{component}]"), code))
+    return found
+
+
+def _resolve_revenue(conn: Connection, postings: list[tuple[Posting, str | None]]) -> list[Posting]:
+    """Credit each surcharge to its own revenue account (looked up once per batch)."""
+    codes = {code for _, code in postings if code is not None}
+    ids = ledger.ledger_account_ids(conn, codes) if codes else {}
+    return [
+        p if code is None else replace(p, transfer=replace(p.transfer, credit_account_id=ids[code]))
+        for p, code in postings
+    ]
+
+
+class PricedLine(NamedTuple):
+    version_id: int
+    line: PriceLine
+
+    @property
+    def component(self) -> str:
+        return self.line.component
+
+    @property
+    def exact_amount(self) -> Decimal:
+        return self.line.exact_amount
+
+
 def _charge_row(
-    b: Billable, lines: list[ChargeLine], fen: int, key: str | None, now: datetime
+    b: Billable, lines: list[PricedLine], fen: int, streams: dict[str, int], now: datetime
 ) -> dict[str, object]:
     return {
         "account_id": b.account_id,
         "meter_id": b.meter_id,
         "reading_id": b.reading_id,
-        "transfer_key": key,
+        "transfer_key": f"charge:reading:{b.reading_id}" if fen > 0 else None,
         "period_start": b.start,
         "period_end": b.end,
         "quantity": b.quantity,
         "amount_fen": fen,
         "created_at": now,
-        "lines": [
-            {
-                "version_id": line.version_id,
-                "quantity": str(line.quantity),
-                "unit_price": str(line.unit_price),
-                "exact_amount": str(line.exact_amount),
-            }
-            for line in lines
-        ],
+        "lines": [_line_json(p) for p in lines]
+        + (
+            [{"streams": {k: str(Money(v)) for k, v in streams.items()}}]
+            if len(streams) > 1
+            else []
+        ),
+    }
+
+
+def _line_json(p: PricedLine) -> dict[str, object]:
+    line = p.line
+    return {
+        "version_id": p.version_id,
+        "component": line.component,
+        "tier": line.tier,
+        "period": line.period.value if line.period is not None else None,
+        "quantity": str(line.quantity),
+        "unit_price": str(line.unit_price),
+        "exact_amount": str(line.exact_amount),
     }

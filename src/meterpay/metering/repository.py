@@ -68,6 +68,7 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             accounts.c.wallet_id,
             accounts.c.utility,
             sites.c.code,
+            sites.c.timezone,
         )
         .select_from(meters)
         .outerjoin(accounts, accounts.c.id == meters.c.account_id)
@@ -96,15 +97,15 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             wallet_id,
             utility,
             site_code,
+            time_zone,
         ) = row
         shape = (multiplier, capacity, max_rate)
         profile = profiles.get(shape) or profiles.setdefault(shape, MeterProfile(*shape))
         last = LastAccepted(last_at, last_total) if last_at is not None else None
-        target = (
-            BillingTarget(account_id, wallet_id, revenue[(site_code, utility)], tariff_id)
-            if account_id is not None
-            else None
-        )
+        target = None
+        if account_id is not None:
+            revenue_id, code = revenue[(site_code, utility)]
+            target = BillingTarget(account_id, wallet_id, revenue_id, tariff_id, code, time_zone)
         found[meter_id] = MeterState(meter_id, profile, removed_at, last, carry, target)
     return found
 
@@ -116,10 +117,13 @@ def _id_in(conn: Connection, ids: list[int]) -> ColumnElement[bool]:
     return meters.c.id.in_(ids)
 
 
-def _revenue_ids(conn: Connection, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def _revenue_ids(
+    conn: Connection, pairs: set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """The energy revenue ledger account (id, code) of each (site code, utility)."""
     codes = {pair: revenue_code(pair[0], Utility(pair[1])) for pair in pairs}
     ids = ledger_account_ids(conn, set(codes.values()))
-    return {pair: ids[code] for pair, code in codes.items()}
+    return {pair: (ids[code], code) for pair, code in codes.items()}
 
 
 def existing_reading_times(

@@ -1,7 +1,10 @@
-"""Tariffs and their versions (flat price for now).
+"""Tariffs and their versions.
 
 A version takes effect at its ``effective_from``; consumption is priced by the
 version in force when it was used (see ``billing.rules.split_by_versions``).
+A version's price rules are its ``components`` (``tariffs.components``);
+``unit_price`` is the base energy price, kept beside them for listings and the
+flat fast path.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from meterpay.kernel.quantity import Utility
+from meterpay.tariffs.components import TariffComponents
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +24,7 @@ class TariffVersion:
     effective_from: datetime
     unit_price: Decimal
     created_at: datetime
+    components: TariffComponents | None = None
 
 
 @dataclass(frozen=True, slots=True)

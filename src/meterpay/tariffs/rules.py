@@ -333,11 +333,25 @@ def quote(
     day_type: DayTypeSource = weekday_day_type,
 ) -> Quote:
     """Price ``profile`` in order from ``state`` without touching any account."""
+    return quote_pieces(
+        ((components, usage) for usage in profile), state, adjustment=adjustment, day_type=day_type
+    )
+
+
+def quote_pieces(
+    pieces: Iterable[tuple[TariffComponents, Usage]],
+    state: TierState | None = None,
+    *,
+    adjustment: AccountTierAdjustment | None = None,
+    day_type: DayTypeSource = weekday_day_type,
+) -> Quote:
+    """``quote`` where each usage names its own components (a profile across
+    tariff versions); the tier state runs on from one piece to the next."""
     priced = []
-    for usage in profile:
+    for components, usage in pieces:
         result = price_usage(components, usage, state, adjustment=adjustment, day_type=day_type)
         priced.append(result)
-        state = result.state
+        state = result.state if result.state is not None else state
     lines = merge_lines(line for result in priced for line in result.lines)
     exact_totals: dict[str, Decimal] = defaultdict(Decimal)
     for line in lines:

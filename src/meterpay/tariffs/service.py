@@ -1,22 +1,86 @@
-"""Use cases for tariffs: create a flat tariff, add a version, read them."""
+"""Use cases for tariffs: define, version, revise (only while unused), quote.
+
+Invariants:
+- a version that has priced consumption is never edited: a new version with
+  a later effective date is added instead (re-rating by edit is impossible);
+- every surcharge has its own revenue ledger account, created with the
+  tariff version that introduces it;
+- a quote touches no account and no ledger.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
 from meterpay.audit import repository as audit
-from meterpay.db.rows import fetch_page, insert_row
-from meterpay.db.schema import tariff_versions, tariffs
+from meterpay.billing.rules import pieces_by_version
+from meterpay.db.rows import fetch_page, insert_row, update_row
+from meterpay.db.schema import ledger_accounts, tariff_versions, tariffs
 from meterpay.kernel.clock import require_aware
+from meterpay.kernel.errors import Conflict, NotFound
 from meterpay.kernel.money import parse_unit_price
 from meterpay.kernel.quantity import Utility
+from meterpay.ledger import repository as ledger
+from meterpay.ledger.model import LedgerAccountKind
 from meterpay.runtime import Runtime
 from meterpay.sites import repository as sites
+from meterpay.sites.model import Site, revenue_code
 from meterpay.tariffs import repository as repo
+from meterpay.tariffs.components import EnergyPrice, TariffComponents
 from meterpay.tariffs.model import Tariff
+from meterpay.tariffs.rules import Quote, TierState, Usage, quote_pieces
+
+
+def flat(unit_price: Decimal | str) -> TariffComponents:
+    return TariffComponents(EnergyPrice(parse_unit_price(unit_price)))
+
+
+def create_tariff(
+    rt: Runtime,
+    *,
+    site_id: int,
+    code: str,
+    name: str,
+    utility: Utility,
+    components: TariffComponents,
+    effective_from: datetime,
+    actor: str,
+) -> Tariff:
+    now = rt.clock.now()
+    with rt.db.write() as conn:
+        site = sites.site(conn, site_id)
+        tariff_id = insert_row(
+            conn,
+            tariffs,
+            {
+                "site_id": site_id,
+                "code": code,
+                "name": name,
+                "utility": Utility(utility).value,
+                "created_at": now,
+            },
+        )
+        _insert_version(conn, tariff_id, components, effective_from, now)
+        _ensure_revenue_accounts(conn, site, Utility(utility), components, now)
+        audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action="tariff.create",
+            object_type="tariff",
+            object_id=tariff_id,
+            site_id=site_id,
+            after={
+                "code": code,
+                "effective_from": effective_from,
+                "components": str(components.to_dict()),
+            },
+        )
+        return repo.tariff(conn, tariff_id)
 
 
 def create_flat_tariff(
@@ -30,50 +94,36 @@ def create_flat_tariff(
     effective_from: datetime,
     actor: str,
 ) -> Tariff:
-    now = rt.clock.now()
-    price = parse_unit_price(unit_price)
-    with rt.db.write() as conn:
-        sites.site(conn, site_id)
-        tariff_id = insert_row(
-            conn,
-            tariffs,
-            {
-                "site_id": site_id,
-                "code": code,
-                "name": name,
-                "utility": Utility(utility).value,
-                "created_at": now,
-            },
-        )
-        _insert_version(conn, tariff_id, price, effective_from, now)
-        audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action="tariff.create",
-            object_type="tariff",
-            object_id=tariff_id,
-            site_id=site_id,
-            after={"code": code, "unit_price": price, "effective_from": effective_from},
-        )
-        return repo.tariff(conn, tariff_id)
+    return create_tariff(
+        rt,
+        site_id=site_id,
+        code=code,
+        name=name,
+        utility=utility,
+        components=flat(unit_price),
+        effective_from=effective_from,
+        actor=actor,
+    )
 
 
 def add_version(
     rt: Runtime,
     tariff_id: int,
     *,
-    unit_price: Decimal | str,
     effective_from: datetime,
     actor: str,
+    components: TariffComponents | None = None,
+    unit_price: Decimal | str | None = None,
     reason: str = "",
 ) -> Tariff:
-    """A new price from a date on; earlier consumption keeps its old price."""
+    """New prices from a date on; consumption before it keeps its old price."""
+    components = components or flat(unit_price if unit_price is not None else "")
     now = rt.clock.now()
-    price = parse_unit_price(unit_price)
     with rt.db.write() as conn:
         current = repo.tariff(conn, tariff_id)
-        _insert_version(conn, tariff_id, price, effective_from, now)
+        site = sites.site(conn, current.site_id)
+        _insert_version(conn, tariff_id, components, effective_from, now)
+        _ensure_revenue_accounts(conn, site, current.utility, components, now)
         audit.record(
             conn,
             at=now,
@@ -83,24 +133,74 @@ def add_version(
             object_id=tariff_id,
             site_id=current.site_id,
             reason=reason,
-            after={"unit_price": price, "effective_from": effective_from},
+            after={"effective_from": effective_from, "components": str(components.to_dict())},
         )
         return repo.tariff(conn, tariff_id)
 
 
-def _insert_version(
-    conn: Connection, tariff_id: int, price: Decimal, effective_from: datetime, now: datetime
-) -> None:
-    insert_row(
-        conn,
-        tariff_versions,
-        {
-            "tariff_id": tariff_id,
-            "effective_from": require_aware(effective_from),
-            "unit_price": price,
-            "created_at": now,
-        },
-    )
+def revise_version(
+    rt: Runtime,
+    tariff_id: int,
+    version_id: int,
+    *,
+    components: TariffComponents,
+    actor: str,
+    reason: str,
+) -> Tariff:
+    """Correct a version that has not priced anything yet; otherwise refuse."""
+    now = rt.clock.now()
+    with rt.db.write() as conn:
+        current = repo.tariff(conn, tariff_id)
+        version = next((v for v in current.versions if v.id == version_id), None)
+        if version is None:
+            raise NotFound(f"tariff {tariff_id} has no version {version_id}")
+        if repo.has_priced_since(conn, tariff_id, version.effective_from):
+            raise Conflict(
+                f"version {version_id} has already priced consumption; add a new version "
+                "with a later effective date instead (已计费的版本不能修改)",
+                version_id=version_id,
+            )
+        site = sites.site(conn, current.site_id)
+        update_row(
+            conn,
+            tariff_versions,
+            version_id,
+            {"components": components.to_dict(), "unit_price": components.energy.unit_price},
+        )
+        _ensure_revenue_accounts(conn, site, current.utility, components, now)
+        audit.record(
+            conn,
+            at=now,
+            actor=actor,
+            action="tariff.revise",
+            object_type="tariff",
+            object_id=tariff_id,
+            site_id=current.site_id,
+            reason=reason,
+            before={
+                "components": str(version.components.to_dict() if version.components else None)
+            },
+            after={"components": str(components.to_dict())},
+        )
+        return repo.tariff(conn, tariff_id)
+
+
+def quote_tariff(
+    rt: Runtime, tariff_id: int, profile: Iterable[Usage], *, state: TierState | None = None
+) -> Quote:
+    """Price a consumption profile with the versions in force, touching nothing."""
+    with rt.db.read() as conn:
+        schedule = repo.price_schedules(conn, [tariff_id]).get(tariff_id)
+    if not schedule:
+        raise NotFound(f"tariff {tariff_id} does not exist")
+    pieces: list[tuple[TariffComponents, Usage]] = []
+    for usage in profile:
+        parts = pieces_by_version(usage.quantity, usage.start, usage.end, schedule)
+        for version, quantity, start, end in parts:
+            registers = usage.registers if len(parts) == 1 else None
+            share = Usage(quantity, start, end, registers=registers, time_zone=usage.time_zone)
+            pieces.append((version.components or flat(version.unit_price), share))
+    return quote_pieces(pieces, state)
 
 
 def get_tariff(rt: Runtime, tariff_id: int) -> Tariff:
@@ -135,3 +235,39 @@ def tariff_id_by_code(rt: Runtime, site_id: int, code: str) -> int | None:
             select(tariffs.c.id).where(tariffs.c.site_id == site_id, tariffs.c.code == code)
         ).scalar()
         return int(found) if found is not None else None
+
+
+def _insert_version(
+    conn: Connection,
+    tariff_id: int,
+    components: TariffComponents,
+    effective_from: datetime,
+    now: datetime,
+) -> None:
+    insert_row(
+        conn,
+        tariff_versions,
+        {
+            "tariff_id": tariff_id,
+            "effective_from": require_aware(effective_from),
+            "unit_price": components.energy.unit_price,
+            "components": components.to_dict(),
+            "created_at": now,
+        },
+    )
+
+
+def surcharge_revenue_code(site_code: str, utility: Utility, surcharge_code: str) -> str:
+    return f"{revenue_code(site_code, utility)}:{surcharge_code}"
+
+
+def _ensure_revenue_accounts(
+    conn: Connection, site: Site, utility: Utility, components: TariffComponents, now: datetime
+) -> None:
+    for surcharge in components.surcharges:
+        code = surcharge_revenue_code(site.code, utility, surcharge.code)
+        exists = conn.execute(
+            select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
+        ).first()
+        if exists is None:
+            ledger.create_ledger_account(conn, code, LedgerAccountKind.REVENUE, site.id, now)

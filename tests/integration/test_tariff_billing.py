@@ -1,0 +1,149 @@
+"""Readings priced by real tariffs: tiers, surcharges and versions, as the quote predicts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from meterpay.db.schema import ledger_accounts
+from meterpay.kernel.errors import Conflict
+from meterpay.kernel.money import Money
+from meterpay.kernel.quantity import Utility
+from meterpay.ledger import service as ledger
+from meterpay.metering import service as metering
+from meterpay.metering.ingest import ingest_readings
+from meterpay.metering.meters import Protocol, ReadingIn, ReadingSource
+from meterpay.runtime import Runtime
+from meterpay.sites import service as sites
+from meterpay.sites.model import UnitKind
+from meterpay.tariffs import service as tariffs
+from meterpay.tariffs.components import TariffComponents
+from meterpay.tariffs.rules import Usage
+
+ACTOR = "test"
+BEIJING = {  # 北京居民 一户一表, yearly tiers (reference/tariffs.md)
+    "energy": {"unit_price": "0.4883"},
+    "tiers": {
+        "cycle": "yearly",
+        "steps": [
+            {"up_to": "2880", "markup": "0"},
+            {"up_to": "4800", "markup": "0.05"},
+            {"up_to": None, "markup": "0.30"},
+        ],
+    },
+}
+BEIJING_WATER = {
+    "energy": {"unit_price": "2.07"},
+    "tiers": {
+        "cycle": "yearly",
+        "steps": [
+            {"up_to": "180", "markup": "0"},
+            {"up_to": "260", "markup": "2"},
+            {"up_to": None, "markup": "4"},
+        ],
+    },
+    "surcharges": [
+        {
+            "code": "water_resource",
+            "name": "水资源费",
+            "unit_price": "1.57",
+            "government_levy": True,
+        },
+        {"code": "sewage", "name": "污水处理费", "unit_price": "1.36", "government_levy": True},
+    ],
+}
+
+
+def _home(rt: Runtime, utility: Utility, components: dict[str, object]) -> tuple[int, int, int]:
+    """A site with the tariff in force since 2026-01-01 and one metered account."""
+    site = sites.create_site(rt, code="TIER", name="阶梯小区", actor=ACTOR)
+    tariff = tariffs.create_tariff(
+        rt,
+        site_id=site.id,
+        code="res",
+        name="居民",
+        utility=utility,
+        components=TariffComponents.from_dict(components),
+        effective_from=datetime(2025, 12, 31, 16, tzinfo=UTC),
+        actor=ACTOR,
+    )
+    unit = sites.create_unit(
+        rt, site_id=site.id, code="1-0101", name="101", kind=UnitKind.HOME, actor=ACTOR
+    )
+    account = sites.open_account(
+        rt, unit_id=unit.id, utility=utility, tariff_id=tariff.id, actor=ACTOR
+    )
+    meter = metering.register_meter(
+        rt,
+        unit_id=unit.id,
+        utility=utility,
+        protocol=Protocol.DLT645_2007,
+        address="000000000101",
+        account_id=account.id,
+        installed_at=datetime(2025, 12, 31, 16, tzinfo=UTC),
+        actor=ACTOR,
+    )
+    return tariff.id, account.id, meter.id
+
+
+def _readings(meter_id: int, totals: list[str]) -> list[ReadingIn]:
+    start = datetime(2026, 1, 31, 16, tzinfo=UTC)
+    return [
+        ReadingIn(meter_id, start + timedelta(days=30 * i), Decimal(t), ReadingSource.HTTP)
+        for i, t in enumerate(totals)
+    ]
+
+
+def test_readings_across_a_tier_boundary_are_charged_as_the_quote_predicts(rt: Runtime) -> None:
+    """2000 + 1000 kWh in a year cross 2880: 1470.90 元, the same as the quote."""
+    tariff_id, account_id, meter_id = _home(rt, Utility.ELECTRICITY, BEIJING)
+    ingest_readings(rt, _readings(meter_id, ["2000", "3000"]), actor=ACTOR)
+    profile = [
+        Usage(
+            Decimal(3000),
+            datetime(2025, 12, 31, 16, tzinfo=UTC),
+            datetime(2026, 3, 2, 16, tzinfo=UTC),
+        )
+    ]
+    assert tariffs.quote_tariff(rt, tariff_id, profile).total == Money.from_yuan("1470.90")
+    assert ledger.account_balance(rt, account_id) == -Money.from_yuan("1470.90")
+    assert ledger.verify_ledger(rt) == []
+
+
+def test_water_surcharges_are_credited_to_their_own_revenue_accounts(rt: Runtime) -> None:
+    """200 m³ cost 1040.00 元; 水资源费 314.00 and 污水处理费 272.00 have their own accounts."""
+    _, account_id, meter_id = _home(rt, Utility.WATER, BEIJING_WATER)
+    ingest_readings(rt, _readings(meter_id, ["150", "200"]), actor=ACTOR)
+    assert ledger.account_balance(rt, account_id) == -Money.from_yuan("1040.00")
+    with rt.db.read() as conn:
+        found = conn.execute(
+            select(
+                ledger_accounts.c.code,
+                ledger_accounts.c.credits_posted - ledger_accounts.c.debits_posted,
+            ).where(ledger_accounts.c.code.like("revenue:TIER:water%"))
+        )
+        balances = {str(code): int(fen) for code, fen in found}
+    assert balances == {
+        "revenue:TIER:water": 45400,
+        "revenue:TIER:water:water_resource": 31400,
+        "revenue:TIER:water:sewage": 27200,
+    }
+    assert ledger.verify_ledger(rt) == []
+
+
+def test_a_version_that_priced_consumption_cannot_be_edited(rt: Runtime) -> None:
+    """Re-rating by edit is refused once a version has charged; before that it is allowed."""
+    tariff_id, _, meter_id = _home(rt, Utility.ELECTRICITY, BEIJING)
+    version_id = tariffs.get_tariff(rt, tariff_id).versions[0].id
+    cheaper = TariffComponents.from_dict({**BEIJING, "energy": {"unit_price": "0.4000"}})
+    tariffs.revise_version(
+        rt, tariff_id, version_id, components=cheaper, actor=ACTOR, reason="录入错误"
+    )
+    ingest_readings(rt, _readings(meter_id, ["100"]), actor=ACTOR)
+    with pytest.raises(Conflict, match="already priced"):
+        tariffs.revise_version(
+            rt, tariff_id, version_id, components=cheaper, actor=ACTOR, reason="再改"
+        )
