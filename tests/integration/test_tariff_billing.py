@@ -147,3 +147,54 @@ def test_a_version_that_priced_consumption_cannot_be_edited(rt: Runtime) -> None
         tariffs.revise_version(
             rt, tariff_id, version_id, components=cheaper, actor=ACTOR, reason="再改"
         )
+
+
+SHANGHAI_TOU = {  # 上海居民 tier 1, peak 06-22 at 0.617, valley 22-06 at 0.307
+    "energy": {"unit_price": "0.617"},
+    "tiers": {
+        "cycle": "yearly",
+        "steps": [
+            {"up_to": "3120", "markup": "0"},
+            {"up_to": "4800", "markup": "0.05"},
+            {"up_to": None, "markup": "0.30"},
+        ],
+    },
+    "time_of_use": {
+        "prices": {"peak": {"price": "0.617"}, "valley": {"price": "0.307"}},
+        "schedules": [
+            {
+                "windows": [
+                    {"period": "peak", "start": "06:00", "end": "22:00"},
+                    {"period": "valley", "start": "22:00", "end": "06:00"},
+                ]
+            }
+        ],
+    },
+}
+
+
+def test_a_tou_meter_is_priced_by_its_registers(rt: Runtime) -> None:
+    """Registers say peak 200, valley 100 kWh: 154.10 元, whatever the timestamps would say."""
+    _, account_id, meter_id = _home(rt, Utility.ELECTRICITY, SHANGHAI_TOU)
+    at = datetime(2026, 6, 1, 4, tzinfo=UTC)
+    first = ReadingIn(
+        meter_id,
+        at,
+        Decimal("1000"),
+        ReadingSource.HTTP,
+        peak=Decimal("600"),
+        valley=Decimal("400"),
+    )
+    second = ReadingIn(
+        meter_id,
+        at + timedelta(hours=2),
+        Decimal("1300"),
+        ReadingSource.HTTP,
+        peak=Decimal("800"),
+        valley=Decimal("500"),
+    )
+    ingest_readings(rt, [first], actor=ACTOR)
+    balance = ledger.account_balance(rt, account_id)
+    ingest_readings(rt, [second], actor=ACTOR)
+    assert balance - ledger.account_balance(rt, account_id) == Money.from_yuan("154.10")
+    assert ledger.verify_ledger(rt) == []

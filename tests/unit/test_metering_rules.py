@@ -18,7 +18,7 @@ from meterpay.metering.model import (
     QualityFlag,
     ReadingQuality,
 )
-from meterpay.metering.rules import assess_reading
+from meterpay.metering.rules import assess_reading, register_deltas
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -406,3 +406,21 @@ def test_a_run_of_readings_bills_last_minus_first_whatever_is_redelivered(
             readings.append(readings[pick % len(readings)])
     expected = (Decimal(units) - Decimal(10**6)).scaleb(-4) * multiplier
     assert billed_total(MeterProfile(multiplier), readings) == expected
+
+
+def test_register_deltas_give_each_period_its_consumption_times_the_multiplier() -> None:
+    """Peak 600 -> 800 and valley 400 -> 500 on a 倍率 2 meter: 400 and 200."""
+    before = (None, Decimal("600"), None, Decimal("400"))
+    after = (None, Decimal("800"), None, Decimal("500"))
+    assert register_deltas(MeterProfile(multiplier=2), before, after) == {
+        "peak": Decimal("400"),
+        "valley": Decimal("200"),
+    }
+
+
+def test_a_register_going_backwards_means_price_by_time_instead() -> None:
+    """A reset or wrapped TOU register says nothing reliable about the split."""
+    before = (None, Decimal("600"), None, Decimal("400"))
+    after = (None, Decimal("500"), None, Decimal("500"))
+    assert register_deltas(MeterProfile(), before, after) is None
+    assert register_deltas(MeterProfile(), None, after) is None

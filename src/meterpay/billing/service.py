@@ -31,7 +31,8 @@ from meterpay.ledger import repository as ledger
 from meterpay.ledger.model import Transfer, TransferKind
 from meterpay.ledger.repository import Posting
 from meterpay.tariffs.apportion import largest_remainders
-from meterpay.tariffs.rules import PriceLine, TierState, Usage, price_usage
+from meterpay.tariffs.components import Period, TariffComponents, UnpricedPeriod
+from meterpay.tariffs.rules import Priced, PriceLine, TierState, Usage, price_usage
 
 CHARGE_COLUMNS = (
     "account_id",
@@ -60,6 +61,8 @@ class Billable:
     start: datetime
     end: datetime
     quantity: Decimal
+    registers: Mapping[str, Decimal] | None = None
+    """Per-period consumption from the meter's TOU registers (尖峰平谷), if it has them."""
 
 
 def charge(
@@ -135,12 +138,40 @@ def _price(
             )
             continue
         assert version.components is not None  # noqa: S101  is_flat covers None
-        usage = Usage(quantity, start, end, time_zone=target.time_zone)
-        priced = price_usage(version.components, usage, states.get(b.account_id))
+        registers = b.registers if len(pieces) == 1 else None
+        priced = _priced(
+            version.components,
+            (quantity, start, end),
+            registers,
+            target.time_zone,
+            states.get(b.account_id),
+        )
         if version.components.tiers is not None:
             states[b.account_id] = priced.state
         lines.extend(PricedLine(version.version_id, line) for line in priced.lines)
     return lines
+
+
+def _priced(
+    components: TariffComponents,
+    piece: tuple[Decimal, datetime, datetime],
+    registers: Mapping[str, Decimal] | None,
+    time_zone: str,
+    state: TierState | None,
+) -> Priced:
+    """Price by the TOU registers when the tariff prices their periods, else by time."""
+    quantity, start, end = piece
+    if registers and components.time_of_use is not None:
+        periods = {Period(name): value for name, value in registers.items()}
+        try:
+            return price_usage(
+                components,
+                Usage(quantity, start, end, registers=periods, time_zone=time_zone),
+                state,
+            )
+        except UnpricedPeriod:
+            pass  # the meter reports a period this tariff doesn't price: split by time
+    return price_usage(components, Usage(quantity, start, end, time_zone=time_zone), state)
 
 
 def _streams(fen: int, lines: list[PricedLine]) -> dict[str, int]:

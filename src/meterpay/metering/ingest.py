@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -33,12 +34,14 @@ from meterpay.kernel.clock import require_aware
 from meterpay.kernel.errors import InvalidInput
 from meterpay.metering import repository as repo
 from meterpay.metering.meters import ReadingIn
-from meterpay.metering.model import Assessment, LastAccepted, ReadingQuality
+from meterpay.metering.model import Assessment, LastAccepted, QualityFlag, ReadingQuality
 from meterpay.metering.repository import MeterState
 from meterpay.metering.rules import (
+    Registers,
     assess_after_removal,
     assess_reading,
     assess_without_tariff,
+    register_deltas,
 )
 from meterpay.runtime import Runtime
 from meterpay.tariffs.repository import price_schedules
@@ -113,6 +116,8 @@ def ingest_in(
     seen = repo.existing_reading_times(conn, [(r.meter_id, r.read_at) for r in chunk])
     judged: list[tuple[ReadingIn, Assessment | None, datetime | None]] = []
     cursors: dict[int, LastAccepted] = {}
+    moved_registers: dict[int, Registers | None] = {}
+    deltas: dict[tuple[int, datetime], dict[str, Decimal] | None] = {}
     tolerance = rt.settings.future_tolerance
     for r in chunk:  # sorted by meter, then time
         if (r.meter_id, r.read_at) in seen:
@@ -125,6 +130,11 @@ def ingest_in(
         judged.append((r, verdict, last.read_at if last else None))
         if verdict.advances:
             cursors[r.meter_id] = LastAccepted(r.read_at, r.total)
+            before = moved_registers.get(r.meter_id, meter.registers)
+            after = _registers(r)
+            moved_registers[r.meter_id] = after
+            if verdict.billed and QualityFlag.ROLLOVER not in verdict.flags:
+                deltas[(r.meter_id, r.read_at)] = register_deltas(meter.profile, before, after)
     ids = repo.insert_readings(conn, [_row(r, v, now) for r, v, _ in judged if v is not None])
     billables = [
         Billable(
@@ -134,6 +144,7 @@ def ingest_in(
             start,
             r.read_at,
             v.consumption,
+            deltas.get((r.meter_id, r.read_at)),
         )
         for r, v, start in judged
         if v is not None
@@ -143,8 +154,13 @@ def ingest_in(
     ]
     carries = {mid: meters_by_id[mid].carry for mid in cursors}
     amounts = charge(conn, billables, schedules, targets, carries, actor=actor, now=now)
-    repo.advance_cursors(conn, cursors, carries)
+    repo.advance_cursors(conn, cursors, carries, moved_registers)
     return [_outcome(r, v, ids, amounts) for r, v, _ in judged]
+
+
+def _registers(r: ReadingIn) -> Registers | None:
+    values = (r.tip, r.peak, r.flat, r.valley)
+    return values if any(v is not None for v in values) else None
 
 
 def _judge(

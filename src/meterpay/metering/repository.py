@@ -28,6 +28,7 @@ from meterpay.kernel.quantity import Utility
 from meterpay.ledger.repository import ledger_account_ids
 from meterpay.metering.meters import Meter
 from meterpay.metering.model import LastAccepted, MeterProfile
+from meterpay.metering.rules import Registers
 from meterpay.sites.model import revenue_code
 
 
@@ -44,6 +45,7 @@ class MeterState(NamedTuple):
     last: LastAccepted | None
     carry: Decimal
     account: BillingTarget | None
+    registers: Registers | None = None
 
 
 def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterState]:
@@ -63,6 +65,10 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             meters.c.last_read_at,
             meters.c.last_total,
             meters.c.charge_carry,
+            meters.c.last_tip,
+            meters.c.last_peak,
+            meters.c.last_flat,
+            meters.c.last_valley,
             meters.c.account_id,
             accounts.c.tariff_id,
             accounts.c.wallet_id,
@@ -92,6 +98,10 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             last_at,
             last_total,
             carry,
+            tip,
+            peak,
+            flat,
+            valley,
             account_id,
             tariff_id,
             wallet_id,
@@ -106,7 +116,12 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
         if account_id is not None:
             revenue_id, code = revenue[(site_code, utility)]
             target = BillingTarget(account_id, wallet_id, revenue_id, tariff_id, code, time_zone)
-        found[meter_id] = MeterState(meter_id, profile, removed_at, last, carry, target)
+        registers = (
+            (tip, peak, flat, valley)
+            if any(v is not None for v in (tip, peak, flat, valley))
+            else None
+        )
+        found[meter_id] = MeterState(meter_id, profile, removed_at, last, carry, target, registers)
     return found
 
 
@@ -186,12 +201,37 @@ def insert_readings(
     return {(int(m), t): int(i) for i, m, t in conn.execute(stmt, complete)}
 
 
+CURSOR_COLUMNS = (
+    "last_read_at",
+    "last_total",
+    "charge_carry",
+    "last_tip",
+    "last_peak",
+    "last_flat",
+    "last_valley",
+)
+
+
 def advance_cursors(
-    conn: Connection, cursors: dict[int, LastAccepted], carries: dict[int, Decimal]
+    conn: Connection,
+    cursors: dict[int, LastAccepted],
+    carries: dict[int, Decimal],
+    registers: dict[int, Registers | None],
 ) -> None:
-    """Move each meter's last accepted reading and billing carry."""
-    rows = [
-        {"id": mid, "last_read_at": c.read_at, "last_total": c.total, "charge_carry": carries[mid]}
-        for mid, c in cursors.items()
-    ]
-    update_many(conn, meters, "id", ("last_read_at", "last_total", "charge_carry"), rows)
+    """Move each meter's last accepted reading, TOU registers and billing carry."""
+    rows = []
+    for mid, c in cursors.items():
+        tip, peak, flat, valley = registers.get(mid) or (None, None, None, None)
+        rows.append(
+            {
+                "id": mid,
+                "last_read_at": c.read_at,
+                "last_total": c.total,
+                "charge_carry": carries[mid],
+                "last_tip": tip,
+                "last_peak": peak,
+                "last_flat": flat,
+                "last_valley": valley,
+            }
+        )
+    update_many(conn, meters, "id", CURSOR_COLUMNS, rows)

@@ -139,3 +139,29 @@ def assess_without_tariff() -> Assessment:
     after a tariff is in force bills the whole interval: nothing is lost.
     """
     return _suspect(QualityFlag.NO_TARIFF)
+
+
+TOU_REGISTERS: Final = ("tip", "peak", "flat", "valley")
+Registers = tuple[Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+
+
+def register_deltas(
+    profile: MeterProfile, before: Registers | None, after: Registers | None
+) -> dict[str, Decimal] | None:
+    """Per-period consumption (尖峰平谷) between two readings' TOU registers.
+
+    Only registers present in both readings count. None (price by timestamps
+    instead) when the meter has no TOU registers, or when any register went
+    backwards — a wrapped or reset register says nothing reliable.
+    """
+    if before is None or after is None:
+        return None
+    deltas: dict[str, Decimal] = {}
+    for name, old, new in zip(TOU_REGISTERS, before, after, strict=True):
+        if old is None or new is None:
+            continue
+        if new < old:
+            return None
+        if new > old:
+            deltas[name] = (new - old) * profile.multiplier
+    return deltas or None
