@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
+from meterpay.billing import fees
 from meterpay.db.schema import ledger_accounts
 from meterpay.kernel.errors import Conflict
 from meterpay.kernel.money import Money
@@ -197,4 +198,28 @@ def test_a_tou_meter_is_priced_by_its_registers(rt: Runtime) -> None:
     balance = ledger.account_balance(rt, account_id)
     ingest_readings(rt, [second], actor=ACTOR)
     assert balance - ledger.account_balance(rt, account_id) == Money.from_yuan("154.10")
+    assert ledger.verify_ledger(rt) == []
+
+
+def test_monthly_fixed_fees_are_charged_once_per_account_and_month(rt: Runtime) -> None:
+    """Running the November fee run twice charges the 10.00 元 service fee once."""
+    components = {
+        "energy": {"unit_price": "0.5"},
+        "fixed_fees": [
+            {"code": "service", "name": "月服务费", "amount": "10.00", "period": "monthly"}
+        ],
+    }
+    _, account_id, _ = _home(rt, Utility.ELECTRICITY, components)
+    first = fees.charge_monthly_fees(rt, month=date(2026, 11, 1), actor=ACTOR)
+    again = fees.charge_monthly_fees(rt, month=date(2026, 11, 1), actor=ACTOR)
+    assert first.total_fen == 1000
+    assert (again.total_fen, again.already) == (0, 1)
+    assert ledger.account_balance(rt, account_id) == -Money.from_yuan("10.00")
+    with rt.db.read() as conn:
+        revenue = conn.execute(
+            select(ledger_accounts.c.credits_posted).where(
+                ledger_accounts.c.code == "revenue:TIER:electricity:fee:service"
+            )
+        ).scalar_one()
+    assert revenue == 1000
     assert ledger.verify_ledger(rt) == []

@@ -72,6 +72,17 @@ def ledger_account_id(conn: Connection, code: str) -> int:
     return int(row_id)
 
 
+def ensure_ledger_account(
+    conn: Connection, code: str, kind: LedgerAccountKind, site_id: int | None, now: datetime
+) -> int:
+    """The id of the ledger account ``code``, created first if it does not exist."""
+    found = conn.execute(select(ledger_accounts.c.id).where(ledger_accounts.c.code == code))
+    existing = found.scalar_one_or_none()
+    if existing is not None:
+        return int(existing)
+    return create_ledger_account(conn, code, kind, site_id, now)
+
+
 def ledger_account_ids(conn: Connection, codes: set[str]) -> dict[str, int]:
     found = conn.execute(
         select(ledger_accounts.c.code, ledger_accounts.c.id).where(

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from meterpay.audit import repository as audit
 from meterpay.billing.rules import pieces_by_version
 from meterpay.db.rows import fetch_page, insert_row, update_row
-from meterpay.db.schema import ledger_accounts, tariff_versions, tariffs
+from meterpay.db.schema import tariff_versions, tariffs
 from meterpay.kernel.clock import require_aware
 from meterpay.kernel.errors import Conflict, NotFound
 from meterpay.kernel.money import parse_unit_price
@@ -266,8 +266,4 @@ def _ensure_revenue_accounts(
 ) -> None:
     for surcharge in components.surcharges:
         code = surcharge_revenue_code(site.code, utility, surcharge.code)
-        exists = conn.execute(
-            select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
-        ).first()
-        if exists is None:
-            ledger.create_ledger_account(conn, code, LedgerAccountKind.REVENUE, site.id, now)
+        ledger.ensure_ledger_account(conn, code, LedgerAccountKind.REVENUE, site.id, now)
