@@ -223,3 +223,23 @@ def test_monthly_fixed_fees_are_charged_once_per_account_and_month(rt: Runtime) 
         ).scalar_one()
     assert revenue == 1000
     assert ledger.verify_ledger(rt) == []
+
+
+def test_an_account_can_be_quoted_under_a_draft_tariff_without_being_charged(
+    rt: Runtime,
+) -> None:
+    """Its 3000 kWh under the Beijing tiers would have cost 1470.90; nothing moves."""
+    flat_price = {"energy": {"unit_price": "0.5000"}}
+    _, account_id, meter_id = _home(rt, Utility.ELECTRICITY, flat_price)
+    ingest_readings(rt, _readings(meter_id, ["2000", "3000"]), actor=ACTOR)
+    balance = ledger.account_balance(rt, account_id)
+    draft = TariffComponents.from_dict(BEIJING)
+    result = tariffs.quote_account(
+        rt,
+        account_id,
+        draft,
+        start=datetime(2025, 12, 31, 16, tzinfo=UTC),
+        end=datetime(2026, 12, 31, 16, tzinfo=UTC),
+    )
+    assert result.total == Money.from_yuan("1470.90")
+    assert ledger.account_balance(rt, account_id) == balance == -Money.from_yuan("1500.00")

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from meterpay.audit import repository as audit
 from meterpay.billing.rules import pieces_by_version
 from meterpay.db.rows import fetch_page, insert_row, update_row
-from meterpay.db.schema import tariff_versions, tariffs
+from meterpay.db.schema import charges, tariff_versions, tariffs
 from meterpay.kernel.clock import require_aware
 from meterpay.kernel.errors import Conflict, NotFound
 from meterpay.kernel.money import parse_unit_price
@@ -267,3 +267,31 @@ def _ensure_revenue_accounts(
     for surcharge in components.surcharges:
         code = surcharge_revenue_code(site.code, utility, surcharge.code)
         ledger.ensure_ledger_account(conn, code, LedgerAccountKind.REVENUE, site.id, now)
+
+
+def quote_account(
+    rt: Runtime,
+    account_id: int,
+    components: TariffComponents,
+    *,
+    start: datetime,
+    end: datetime,
+) -> Quote:
+    """What the account would have paid for its metered use in ``[start, end)``
+    under ``components`` (e.g. a draft tariff). Touches nothing; the tier cycle
+    starts afresh at ``start``."""
+    with rt.db.read() as conn:
+        account = sites.account(conn, account_id)
+        site = sites.site(conn, account.site_id)
+        rows = conn.execute(
+            select(charges.c.quantity, charges.c.period_start, charges.c.period_end)
+            .where(
+                charges.c.account_id == account_id,
+                charges.c.kind == "reading",
+                charges.c.period_end > require_aware(start),
+                charges.c.period_end <= require_aware(end),
+            )
+            .order_by(charges.c.period_end, charges.c.id)
+        ).all()
+    profile = [Usage(q, a, b, time_zone=site.timezone) for q, a, b in rows]
+    return quote_pieces([(components, usage) for usage in profile])
