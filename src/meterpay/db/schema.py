@@ -324,6 +324,34 @@ charges = Table(
     Index(None, "account_id", "period_end"),
 )
 
+# --- resale of supply (转供电 / 转供水) ---------------------------------------------------
+
+supply_settings = Table(
+    "supply_settings",
+    metadata,
+    Column("site_id", ForeignKey("sites.id"), primary_key=True),
+    Column("utility", String(16), primary_key=True),
+    Column("resale_model", String(16), nullable=False),
+    Column("catalog_price", Price, nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("resale_model IN ('catalog', 'shared')", name="resale_model"),
+)
+
+supplier_bills = Table(
+    "supplier_bills",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("utility", String(16), nullable=False),
+    Column("month", Date, nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("evidence", String(500), nullable=False),
+    _created(),
+    Column("actor", String(120), nullable=False),
+    UniqueConstraint("site_id", "utility", "month"),
+    CheckConstraint("amount_fen > 0", name="positive"),
+)
+
 # --- people who sign in, and the audit trail --------------------------------
 
 users = Table(
