@@ -31,9 +31,7 @@ def upgrade() -> None:
     with op.batch_alter_table("charges") as batch:
         batch.alter_column("reading_id", existing_type=sa.BigInteger(), nullable=True)
         batch.alter_column("meter_id", existing_type=sa.Integer(), nullable=True)
-        batch.add_column(
-            sa.Column("kind", sa.String(16), nullable=False, server_default="reading")
-        )
+        batch.add_column(sa.Column("kind", sa.String(16), nullable=False, server_default="reading"))
         batch.add_column(sa.Column("charge_key", sa.String(200), nullable=True))
         batch.create_unique_constraint("uq_charges_charge_key", ["charge_key"])
 
