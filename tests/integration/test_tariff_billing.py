@@ -21,7 +21,7 @@ from meterpay.runtime import Runtime
 from meterpay.sites import service as sites
 from meterpay.sites.model import UnitKind
 from meterpay.tariffs import service as tariffs
-from meterpay.tariffs.components import TariffComponents
+from meterpay.tariffs.components import TariffComponents, topup_fee_warnings
 from meterpay.tariffs.rules import Usage
 
 ACTOR = "test"
@@ -243,3 +243,36 @@ def test_an_account_can_be_quoted_under_a_draft_tariff_without_being_charged(
     )
     assert result.total == Money.from_yuan("1470.90")
     assert ledger.account_balance(rt, account_id) == balance == -Money.from_yuan("1500.00")
+
+
+def test_a_top_up_fee_applies_only_when_a_tariff_sets_one_and_only_once(rt: Runtime) -> None:
+    """A 1 % fee (off by default, warned as unlawful for homes) takes 1.00 of 100.00, once."""
+    components = {"energy": {"unit_price": "0.5"}, "topup_fee": {"percent": "1"}}
+    _, account_id, _ = _home(rt, Utility.ELECTRICITY, components)
+    for _ in range(2):
+        result = ledger.cash_top_up(
+            rt,
+            account_id=account_id,
+            amount=Money.from_yuan("100"),
+            idempotency_key="R-1",
+            cashier="cashier",
+        )
+    assert result.balance == Money.from_yuan("99.00")
+    assert ledger.verify_ledger(rt) == []
+    assert TariffComponents.from_dict(components).topup_fee is not None
+    assert "第四十四条" in " ".join(
+        topup_fee_warnings(TariffComponents.from_dict(components).topup_fee)
+    )
+
+
+def test_without_a_top_up_fee_the_whole_top_up_reaches_the_wallet(rt: Runtime) -> None:
+    """The default: no fee, 100.00 in, 100.00 on the balance."""
+    _, account_id, _ = _home(rt, Utility.ELECTRICITY, {"energy": {"unit_price": "0.5"}})
+    result = ledger.cash_top_up(
+        rt,
+        account_id=account_id,
+        amount=Money.from_yuan("100"),
+        idempotency_key="R-1",
+        cashier="cashier",
+    )
+    assert result.balance == Money.from_yuan("100.00")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -10,12 +11,14 @@ from meterpay.audit import repository as audit
 from meterpay.kernel.errors import InvalidInput
 from meterpay.kernel.money import Money
 from meterpay.ledger import repository as repo
-from meterpay.ledger.model import Transfer, TransferKind, Violation
+from meterpay.ledger.model import LedgerAccountKind, Transfer, TransferKind, Violation
 from meterpay.ledger.repository import Posting, TransferRecord
 from meterpay.ledger.rules import check_invariants
 from meterpay.runtime import Runtime
 from meterpay.sites import repository as sites
-from meterpay.sites.model import AccountStatus, cash_code
+from meterpay.sites.model import Account, AccountStatus, Site, cash_code, revenue_code
+from meterpay.tariffs.fees import topup_fee_amount
+from meterpay.tariffs.repository import price_schedules
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ def cash_top_up_in(
     )
     stored = repo.require_same(conn, transfer)
     if new:
+        _charge_topup_fee(conn, account, site, transfer, actor=cashier, now=now)
         audit.record(
             conn,
             at=now,
@@ -97,6 +101,38 @@ def cash_top_up_in(
         )
     balance = Money(repo.balance_fen(conn, account.wallet_id))
     return TopUpResult(stored, balance, duplicate=not new)
+
+
+def _charge_topup_fee(
+    conn: Connection, account: Account, site: Site, top_up: Transfer, *, actor: str, now: datetime
+) -> None:
+    """The tariff's top-up service fee, if it sets one (off by default; see its warnings)."""
+    versions = price_schedules(conn, [account.tariff_id]).get(account.tariff_id, [])
+    current = [v for v in versions if v.effective_from <= now and v.components is not None]
+    fee = current[-1].components.topup_fee if current and current[-1].components else None
+    amount = topup_fee_amount(fee, Money(top_up.amount_fen))
+    if amount.fen <= 0:
+        return
+    revenue_id = repo.ensure_ledger_account(
+        conn,
+        f"{revenue_code(site.code, account.utility)}:topup_fee",
+        LedgerAccountKind.REVENUE,
+        site.id,
+        now,
+    )
+    fee_transfer = Transfer(
+        f"{top_up.idempotency_key}:fee",
+        account.wallet_id,
+        revenue_id,
+        amount.fen,
+        TransferKind.CHARGE,
+    )
+    repo.post(
+        conn,
+        [Posting(fee_transfer, account.id, "充值服务费 top-up service fee")],
+        actor=actor,
+        now=now,
+    )
 
 
 def account_balance(rt: Runtime, account_id: int) -> Money:

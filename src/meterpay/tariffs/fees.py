@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from meterpay.kernel.money import Money
-from meterpay.tariffs.components import TariffComponents
+from meterpay.kernel.money import Money, round_to_fen
+from meterpay.tariffs.components import TariffComponents, TopUpFee
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +67,17 @@ def _next_month(month: date) -> date:
     if month.month == 12:
         return month.replace(year=month.year + 1, month=1)
     return month.replace(month=month.month + 1)
+
+
+def topup_fee_amount(fee: TopUpFee | None, top_up: Money) -> Money:
+    """The service fee on a top-up (percent rounded half up to the fen); zero without one.
+
+    Off by default and usually unlawful for residential supply (物业管理条例
+    第四十四条): see ``components.topup_fee_warnings``.
+    """
+    if fee is None:
+        return Money(0)
+    if fee.fixed is not None:
+        return fee.fixed
+    assert fee.percent is not None  # noqa: S101  TopUpFee holds exactly one of the two
+    return round_to_fen(top_up.yuan * fee.percent / 100)
