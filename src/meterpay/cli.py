@@ -1,13 +1,22 @@
-"""The ``meterpay`` command: serve, migrate, demo, ledger verify, import."""
+"""The ``meterpay`` command: serve, migrate, demo, ledger verify, import, tariff."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
+import unicodedata
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meterpay.bootstrap import build_runtime
 from meterpay.config import Settings
+from meterpay.kernel.errors import DomainError
+
+if TYPE_CHECKING:
+    from meterpay.tariffs.model import Tariff
+    from meterpay.tariffs.rules import Quote
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,7 +67,33 @@ def _parser() -> argparse.ArgumentParser:
     importer.add_argument("--site", required=True, help="site code")
     importer.add_argument("--dry-run", action="store_true", help="check only, import nothing")
     importer.set_defaults(run=_import)
+    _add_tariff_commands(sub)
     return parser
+
+
+def _add_tariff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tariff = sub.add_parser("tariff", help="tariffs: import or export YAML/JSON, quote a profile")
+    commands = tariff.add_subparsers(title="tariff commands")
+    importer = commands.add_parser(
+        "import", help="create a tariff and its versions from a YAML or JSON file"
+    )
+    importer.add_argument("file", help="a .yaml/.yml or .json tariff file (docs/tariffs.md)")
+    importer.add_argument("--site", required=True, help="site code")
+    importer.set_defaults(run=_tariff_import)
+    exporter = commands.add_parser("export", help="print a tariff as a YAML or JSON file")
+    exporter.add_argument("id", type=int, help="tariff id")
+    exporter.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    exporter.set_defaults(run=_tariff_export)
+    quote = commands.add_parser(
+        "quote", help="price a consumption profile without touching any account"
+    )
+    quote.add_argument("id", type=int, help="tariff id")
+    quote.add_argument(
+        "--profile",
+        required=True,
+        help="CSV (quantity,start,end[,tip,peak,flat,valley,time_zone]) or YAML/JSON file",
+    )
+    quote.set_defaults(run=_tariff_quote)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -113,6 +148,141 @@ def _import(args: argparse.Namespace) -> int:
     from meterpay.sites.importer import run_import_cli
 
     return run_import_cli(build_runtime(), args.file, site_code=args.site, dry_run=args.dry_run)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name, e.g. in a container
+        return "cli"
+
+
+def _failed(zh: str, problem: object) -> int:
+    print(f"{zh} ({problem})", file=sys.stderr)
+    return 1
+
+
+def _tariff_import(args: argparse.Namespace) -> int:
+    """Create the tariff with its first version, then add the later ones (validated first)."""
+    from meterpay.kernel.errors import NotFound
+    from meterpay.sites import service as sites
+    from meterpay.tariffs import service as tariffs
+    from meterpay.tariffs.files import FileFormat, load_tariff
+
+    rt = build_runtime()
+    try:
+        doc = load_tariff(Path(args.file).read_text(encoding="utf-8"), FileFormat.of(args.file))
+        found = sites.page(rt, "sites", after_id=None, limit=1, code=args.site)
+        if not found:
+            raise NotFound(f"no site with code {args.site!r}")
+        first, *later = doc.versions
+        tariff = tariffs.create_tariff(
+            rt,
+            site_id=found[0].id,
+            code=doc.code,
+            name=doc.name,
+            utility=doc.utility,
+            components=first.components,
+            effective_from=first.effective_from,
+            actor=_actor(),
+        )
+        for version in later:
+            tariffs.add_version(
+                rt,
+                tariff.id,
+                effective_from=version.effective_from,
+                components=version.components,
+                actor=_actor(),
+                reason=f"imported from {Path(args.file).name}",
+            )
+    except (DomainError, OSError, UnicodeDecodeError) as exc:
+        return _failed("导入电价失败", getattr(exc, "message", exc))
+    print(f"已导入 {doc.code}「{doc.name}」: tariff id {tariff.id}, {len(doc.versions)} 个版本")
+    return 0
+
+
+def _tariff_export(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from meterpay.sites import service as sites
+    from meterpay.tariffs import service as tariffs
+    from meterpay.tariffs.files import FileFormat, dump_tariff, tariff_doc
+
+    rt = build_runtime()
+    try:
+        tariff = tariffs.get_tariff(rt, args.id)
+        zone = ZoneInfo(sites.get(rt, "sites", tariff.site_id).timezone)
+    except DomainError as exc:
+        return _failed("导出电价失败", exc.message)
+    sys.stdout.write(dump_tariff(tariff_doc(tariff), FileFormat(args.format), zone))
+    return 0
+
+
+def _tariff_quote(args: argparse.Namespace) -> int:
+    from meterpay.tariffs import service as tariffs
+    from meterpay.tariffs.files import FileFormat, load_profile
+
+    rt = build_runtime()
+    try:
+        text = Path(args.profile).read_text(encoding="utf-8")
+        profile = load_profile(text, FileFormat.of(args.profile))
+        tariff = tariffs.get_tariff(rt, args.id)
+        quote = tariffs.quote_tariff(rt, args.id, profile.usages, state=profile.state)
+    except (DomainError, OSError, UnicodeDecodeError) as exc:
+        return _failed("试算失败", getattr(exc, "message", exc))
+    print(_quote_table(tariff, quote))
+    return 0
+
+
+def _quote_table(tariff: Tariff, quote: Quote) -> str:
+    """The quote as a table: 项目 档位 时段 数量 单价 金额, then subtotals and the total."""
+    from meterpay.kernel.money import round_to_fen
+
+    names = _component_names(tariff)
+    unit = tariff.utility.unit
+    header = ("项目", "档位", "时段", f"数量({unit})", "单价(元)", "金额(元)")
+    rows = [
+        (
+            names.get(line.component, line.component),
+            f"第{line.tier}档" if line.tier else "-",
+            line.period.label if line.period else "-",
+            str(line.quantity),
+            str(line.unit_price),
+            str(round_to_fen(line.exact_amount)),
+        )
+        for line in quote.lines
+    ]
+    widths = [max(_width(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    table = [_row(header, widths), *(_row(row, widths) for row in rows)]
+    table.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+    for component, money in quote.totals.items():
+        table.append(f"小计 {names.get(component, component)}: {money} 元")
+    table.append(f"合计 {tariff.name} ({tariff.code}): {quote.total} 元")
+    return "\n".join(table)
+
+
+def _component_names(tariff: Tariff) -> dict[str, str]:
+    from meterpay.kernel.quantity import Utility
+
+    names = {"energy": "电费" if tariff.utility == Utility.ELECTRICITY else "水费"}
+    for version in tariff.versions:
+        for surcharge in version.components.surcharges if version.components else ():
+            names[surcharge.component] = surcharge.name
+    return names
+
+
+def _width(text: str) -> int:
+    """Columns on a terminal: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _row(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """Text left-aligned in the first three columns, numbers right-aligned in the rest."""
+    padded = [
+        cell + " " * (w - _width(cell)) if i < 3 else " " * (w - _width(cell)) + cell
+        for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
+    ]
+    return "  ".join(padded).rstrip()
 
 
 if __name__ == "__main__":

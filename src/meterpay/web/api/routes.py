@@ -13,8 +13,8 @@ from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import ReadingIn
 from meterpay.sites import service as sites
 from meterpay.sites.model import Account
-from meterpay.tariffs import service as tariffs
 from meterpay.web.api import schemas as s
+from meterpay.web.api import tariff_routes
 from meterpay.web.api.deps import Actor, Rt, caller
 
 router = APIRouter(dependencies=[Depends(caller)])
@@ -309,35 +309,9 @@ def cash_top_up(account_id: int, body: s.TopUpIn, rt: Rt, actor: Actor) -> Any:
     )
 
 
-# --- tariffs --------------------------------------------------------------------------------
+# --- tariffs: definitions, versions, quotes (web/api/tariff_routes.py) ----------------------
 
-
-@router.post("/tariffs", status_code=201, response_model=s.TariffOut, tags=["tariffs"])
-def create_tariff(body: s.TariffIn, rt: Rt, actor: Actor) -> Any:
-    return tariffs.create_flat_tariff(rt, **body.model_dump(), actor=actor)
-
-
-@router.get("/tariffs", response_model=s.Page[s.TariffOut], tags=["tariffs"])
-def list_tariffs(
-    rt: Rt, site_id: int | None = None, after_id: int | None = None, limit: Limit = 100
-) -> Any:
-    return _page(
-        tariffs.list_tariffs(rt, site_id=site_id, after_id=after_id, limit=limit),
-        s.TariffOut,
-        limit,
-    )
-
-
-@router.get("/tariffs/{tariff_id}", response_model=s.TariffOut, tags=["tariffs"])
-def get_tariff(tariff_id: int, rt: Rt) -> Any:
-    return tariffs.get_tariff(rt, tariff_id)
-
-
-@router.post(
-    "/tariffs/{tariff_id}/versions", status_code=201, response_model=s.TariffOut, tags=["tariffs"]
-)
-def add_tariff_version(tariff_id: int, body: s.TariffVersionIn, rt: Rt, actor: Actor) -> Any:
-    return tariffs.add_version(rt, tariff_id, **body.model_dump(), actor=actor)
+router.include_router(tariff_routes.router)
 
 
 # --- meters and readings --------------------------------------------------------------------

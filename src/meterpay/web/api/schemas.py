@@ -3,9 +3,9 @@ strings ("12.34"), times as ISO 8601 with an offset."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, Generic, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -20,6 +20,7 @@ from pydantic import (
 from meterpay.kernel.quantity import Utility
 from meterpay.metering.meters import MeterStatus, Protocol, ReadingSource
 from meterpay.sites.model import CustomerKind, UnitKind
+from meterpay.tariffs.components import Period, TariffComponents
 
 T = TypeVar("T")
 
@@ -177,25 +178,85 @@ class CustomerOut(Out):
     created_at: datetime
 
 
-class TariffIn(In):
+COMPONENTS_EXAMPLE = {  # 北京居民 一户一表, yearly tiers
+    "energy": {"unit_price": "0.4883"},
+    "tiers": {
+        "cycle": "yearly",
+        "steps": [
+            {"up_to": "2880", "markup": "0"},
+            {"up_to": "4800", "markup": "0.05"},
+            {"up_to": None, "markup": "0.30"},
+        ],
+    },
+}
+Components = Annotated[
+    dict[str, Any],
+    Field(
+        description=(
+            "the price rules of one version: energy, tiers, time_of_use, surcharges,"
+            " fixed_fees, topup_fee (see docs/tariffs.md); numbers as text"
+        ),
+        examples=[COMPONENTS_EXAMPLE],
+    ),
+]
+
+
+class PricesIn(In):
+    """A version's prices: full ``components``, or ``unit_price`` alone for a flat tariff."""
+
+    components: Components | None = None
+    unit_price: UnitPrice | None = Field(
+        default=None, description="shorthand for a flat tariff: 元 per kWh or m³, 4 decimals"
+    )
+
+    @model_validator(mode="after")
+    def _one_of_components_or_unit_price(self) -> Self:
+        if (self.components is None) == (self.unit_price is None):
+            raise ValueError("give exactly one of components or unit_price")
+        return self
+
+
+CatalogPrice = Annotated[
+    UnitPrice | dict[Period, UnitPrice],
+    Field(
+        description=(
+            "the catalog price the site pays (转供 model 1), all-in or per period;"
+            " when given, the response warns of anything the tariff charges above it"
+        )
+    ),
+]
+
+
+class TariffIn(PricesIn):
     site_id: int
     code: Code
     name: Name
     utility: Utility
-    unit_price: UnitPrice = Field(description="元 per kWh or m³, up to 4 decimals")
     effective_from: AwareDatetime
+    catalog_price: CatalogPrice | None = None
 
 
-class TariffVersionIn(In):
-    unit_price: UnitPrice
+class TariffVersionIn(PricesIn):
     effective_from: AwareDatetime
     reason: str = ""
+    catalog_price: CatalogPrice | None = None
+
+
+class TariffRevisionIn(PricesIn):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    catalog_price: CatalogPrice | None = None
 
 
 class TariffVersionOut(Out):
     id: int
     effective_from: datetime
     unit_price: Annotated[Decimal, AsText]
+    components: dict[str, Any] | None
+
+    @field_validator("components", mode="before")
+    @classmethod
+    def _plain_components(cls, value: object) -> object:
+        return value.to_dict() if isinstance(value, TariffComponents) else value
 
 
 class TariffOut(Out):
@@ -206,6 +267,56 @@ class TariffOut(Out):
     utility: Utility
     created_at: datetime
     versions: list[TariffVersionOut]
+    warnings: list[str] = Field(
+        default=[],
+        description="legal warnings: a top-up fee (物业管理条例 第四十四条), resale above catalog",
+    )
+
+
+class UsageIn(In):
+    quantity: Quantity
+    start: AwareDatetime
+    end: AwareDatetime
+    registers: dict[Period, Quantity] | None = Field(
+        default=None, description="the TOU register deltas (tip, peak, flat, valley), if any"
+    )
+    time_zone: str = Field(
+        default="Asia/Shanghai", description="for TOU windows and cycle starts from timestamps"
+    )
+
+
+class TierStateIn(In):
+    cycle_start: date
+    consumed: Quantity = Decimal(0)
+
+
+class QuoteIn(In):
+    profile: list[UsageIn] = Field(min_length=1, max_length=10_000)
+    state: TierStateIn | None = Field(
+        default=None, description="where the account stands in its tier cycle before the profile"
+    )
+
+
+class QuoteLineOut(BaseModel):
+    component: str = Field(description='"energy" or "surcharge:<code>"')
+    tier: int | None
+    period: Period | None
+    quantity: str
+    unit_price: str
+    amount: str = Field(description="exact, not rounded (元)")
+
+
+class TierStateOut(BaseModel):
+    cycle_start: date
+    consumed: str
+
+
+class QuoteOut(BaseModel):
+    lines: list[QuoteLineOut]
+    totals: dict[str, str] = Field(description="per component, 元, adding up to total")
+    total: str = Field(description="rounded once, half up, to the fen")
+    exact_total: str
+    state: TierStateOut | None
 
 
 class Thresholds(In):
