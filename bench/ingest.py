@@ -22,7 +22,16 @@
    rate is all readings over the wall time from the common start (a barrier,
    once every worker has connected and built its pushes) to the last worker's
    last commit, and its ratio against the same COPY. The target is judged on the
-   better of the single-process and parallel ratios.
+   better of the single-process and parallel ratios;
+5. unless ``--no-tiered``: the single-process PostgreSQL run again on its own
+   scratch database with the same fleet and workload, but every account on a
+   tiered + time-of-use tariff (浙江居民: yearly tiers 2760/4800 kWh at mark-ups
+   0/0.05/0.30 on the combined volume; peak 08-22 at 0.568, valley 22-08 at
+   0.288, split by the readings' timestamps, no registers), each account
+   starting the year somewhere in its tiers (some about to cross a boundary).
+   It prints readings/s, the ratio to the same COPY and to the flat
+   single-process figure (issue 3: tiered + TOU must stay >= 0.8x flat), and
+   checks every meter's charges against the quote of its consumption.
 
 Setup (sites, accounts, meters, baselines) is bulk-inserted through SQLAlchemy
 Core into the same rows the services create, so it takes seconds; only the
@@ -54,9 +63,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from meterpay.config import Settings
@@ -65,10 +75,12 @@ from meterpay.db.migrate import upgrade
 from meterpay.db.partitions import month_of
 from meterpay.db.schema import (
     accounts,
+    charges,
     ledger_accounts,
     meter_installations,
     meters,
     readings,
+    tier_states,
     units,
 )
 from meterpay.kernel.clock import SystemClock
@@ -82,6 +94,8 @@ from meterpay.runtime import Runtime
 from meterpay.sites import service as sites
 from meterpay.sites.model import AccountStatus, UnitKind, wallet_code
 from meterpay.tariffs import service as tariffs
+from meterpay.tariffs.components import TariffComponents
+from meterpay.tariffs.rules import TierState, Usage, quote
 
 ADMIN_URL = os.environ.get(
     "MP_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -91,6 +105,29 @@ PRICE = "0.4883"
 INTERVAL = timedelta(minutes=15)
 SCALE = 10_000  # quantities are stored as integers of 0.0001
 TARGET_RATIO = 0.05
+TIERED_TARGET = 0.8  # issue 3: tiered + TOU ingest >= 0.8x the flat figure of the same run
+ZHEJIANG_TOU: dict[str, object] = {  # 浙江居民 一户一表, 峰谷 (reference/tariffs.md)
+    "energy": {"unit_price": "0.538"},
+    "tiers": {
+        "cycle": "yearly",
+        "steps": [
+            {"up_to": "2760", "markup": "0"},
+            {"up_to": "4800", "markup": "0.05"},
+            {"up_to": None, "markup": "0.30"},
+        ],
+    },
+    "time_of_use": {
+        "prices": {"peak": {"price": "0.568"}, "valley": {"price": "0.288"}},
+        "schedules": [
+            {
+                "windows": [
+                    {"period": "peak", "start": "08:00", "end": "22:00"},
+                    {"period": "valley", "start": "22:00", "end": "08:00"},
+                ]
+            }
+        ],
+    },
+}
 COPY_COLUMNS = READING_COLUMNS  # the readings table's own columns
 
 
@@ -150,21 +187,48 @@ def _insert_ids(conn: Any, table: Any, rows: list[dict[str, Any]]) -> list[int]:
     return [int(i) for i in conn.execute(stmt, rows).scalars()]
 
 
-def set_up_fleet(rt: Runtime, work: Workload) -> list[int]:
-    """A site and flat tariff (through the services), then one unit, prepaid
-    account (with its wallet) and meter (with its baseline) per meter, in bulk."""
+@dataclass(frozen=True)
+class Fleet:
+    """What the setup made: the meters (in workload order), their tariff, the site's zone."""
+
+    meter_ids: list[int]
+    tariff_id: int
+    timezone: str
+
+
+def set_up_fleet(
+    rt: Runtime,
+    work: Workload,
+    components: TariffComponents | None = None,
+    tier_used: Sequence[Decimal] | None = None,
+) -> Fleet:
+    """A site and tariff (through the services: flat at ``PRICE``, or ``components``),
+    then one unit, prepaid account (with its wallet) and meter (with its baseline) per
+    meter, in bulk; with ``tier_used``, each account's use so far in its tier cycle."""
     now = rt.clock.now()
     site = sites.create_site(rt, code="BENCH", name="基准小区", actor=ACTOR)
-    tariff = tariffs.create_flat_tariff(
-        rt,
-        site_id=site.id,
-        code="electricity-flat",
-        name="居民电价",
-        utility=Utility.ELECTRICITY,
-        unit_price=PRICE,
-        effective_from=work.start - timedelta(days=365),
-        actor=ACTOR,
-    )
+    if components is None:
+        tariff = tariffs.create_flat_tariff(
+            rt,
+            site_id=site.id,
+            code="electricity-flat",
+            name="居民电价",
+            utility=Utility.ELECTRICITY,
+            unit_price=PRICE,
+            effective_from=work.start - timedelta(days=365),
+            actor=ACTOR,
+        )
+    else:
+        tariff = tariffs.create_tariff(
+            rt,
+            site_id=site.id,
+            code="electricity-tiered-tou",
+            name="居民阶梯峰谷电价",
+            utility=Utility.ELECTRICITY,
+            components=components,
+            effective_from=work.start - timedelta(days=365),
+            actor=ACTOR,
+        )
     count = len(work.initial)
     codes = [f"{n // 1000 + 1}-{n % 1000:04d}" for n in range(count)]
     numbers = [f"E-{code}" for code in codes]
@@ -281,7 +345,17 @@ def set_up_fleet(rt: Runtime, work: Workload) -> list[int]:
                 for n, meter_id in enumerate(meter_ids)
             ],
         )
-    return meter_ids
+        if tier_used is not None and components is not None and components.tiers is not None:
+            local_day = work.start.astimezone(ZoneInfo(site.timezone)).date()
+            cycle_start = components.tiers.cycle_start_on(local_day)
+            conn.execute(
+                insert(tier_states),
+                [
+                    {"account_id": account_id, "cycle_start": cycle_start, "consumed": used}
+                    for account_id, used in zip(account_ids, tier_used, strict=True)
+                ],
+            )
+    return Fleet(meter_ids, tariff.id, site.timezone)
 
 
 # --- the measurements ------------------------------------------------------------
@@ -400,6 +474,7 @@ class Options:
     no_profile: bool
     seed: int
     workers: int
+    no_tiered: bool
 
 
 @contextmanager
@@ -419,14 +494,30 @@ def _scratch_database() -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
-def _fleet(rt: Runtime, work: Workload) -> list[int]:
+def _checkpoint() -> None:
+    """Flush dirty buffers (not timed) so one run's writes are not paid for by the next;
+    skipped if the admin role may not run CHECKPOINT."""
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with suppress(Exception), admin.connect() as conn:
+            conn.execute(text("CHECKPOINT"))
+    finally:
+        admin.dispose()
+
+
+def _fleet(
+    rt: Runtime,
+    work: Workload,
+    components: TariffComponents | None = None,
+    tier_used: Sequence[Decimal] | None = None,
+) -> Fleet:
     started = time.perf_counter()
-    meter_ids = set_up_fleet(rt, work)
+    fleet = set_up_fleet(rt, work, components, tier_used)
     print(
-        f"  setup (not timed): {len(meter_ids):,} meters and accounts in "
+        f"  setup (not timed): {len(fleet.meter_ids):,} meters and accounts in "
         f"{time.perf_counter() - started:.1f} s"
     )
-    return meter_ids
+    return fleet
 
 
 def _on_postgres(opts: Options, work: Workload) -> tuple[Run, Run, str | None, bool]:
@@ -437,7 +528,7 @@ def _on_postgres(opts: Options, work: Workload) -> tuple[Run, Run, str | None, b
             with rt.db.read() as conn:
                 durable = conn.execute(text("SHOW synchronous_commit")).scalar_one()
             print(f"PostgreSQL (scratch database {name}, synchronous_commit={durable}):")
-            meter_ids = _fleet(rt, work)
+            meter_ids = _fleet(rt, work).meter_ids
             batches = work.batches(meter_ids, opts.batch, range(opts.per_meter))
             copy = time_copy(url, batches, rt.clock.now())
             ours = time_ingest(rt, "PostgreSQL ingest_readings", batches)
@@ -451,6 +542,105 @@ def _on_postgres(opts: Options, work: Workload) -> tuple[Run, Run, str | None, b
                 )
                 profile = profile_pushes(rt, extra)
             return copy, ours, profile, ok
+        finally:
+            rt.db.dispose()
+
+
+# --- the tiered + time-of-use measurement ----------------------------------------
+
+
+def tier_starts(meters: int, seed: int) -> list[Decimal]:
+    """Each account's use so far in its yearly cycle, in kWh: by turns well inside tier 1,
+    just below the 2760 boundary, just below 4800 (these cross into the next tier
+    within a few intervals) and in tier 3."""
+    rng = random.Random(seed + 1)
+    bands = ((0, 2_700), (2_750, 2_760), (4_790, 4_800), (4_801, 9_000))
+    return [
+        Decimal(rng.randint(low * 10, high * 10)) / 10
+        for low, high in (bands[m % len(bands)] for m in range(meters))
+    ]
+
+
+def _tier_of(used: Decimal, bounds: Sequence[Decimal]) -> int:
+    return sum(used > bound for bound in bounds)
+
+
+def check_quotes(
+    rt: Runtime, fleet: Fleet, work: Workload, tier_used: Sequence[Decimal], intervals: int
+) -> tuple[int, int, int]:
+    """Not timed: each meter's charges against the quote of its consumption (its
+    intervals, from its account's tier state) under the tariff version as stored.
+    Returns (meters whose charges differ, quoted total in fen, meters that
+    changed tier during the run)."""
+    version = tariffs.get_tariff(rt, fleet.tariff_id).versions[-1]
+    components = version.components
+    if components is None or components.tiers is None:
+        raise RuntimeError("the tiered tariff was stored without its tiers")
+    bounds = components.tiers.boundaries()
+    cycle = components.tiers.cycle_start_on(work.start.astimezone(ZoneInfo(fleet.timezone)).date())
+    with rt.db.read() as conn:
+        charged = {
+            int(meter_id): int(fen)
+            for meter_id, fen in conn.execute(
+                select(charges.c.meter_id, func.sum(charges.c.amount_fen)).group_by(
+                    charges.c.meter_id
+                )
+            )
+        }
+    wrong = expected = crossed = 0
+    for n, meter_id in enumerate(fleet.meter_ids):
+        profile = [
+            Usage(
+                work.steps[n][i],
+                work.start + INTERVAL * i,
+                work.start + INTERVAL * (i + 1),
+                time_zone=fleet.timezone,
+            )
+            for i in range(intervals)
+        ]
+        quoted = quote(components, profile, TierState(cycle, tier_used[n]))
+        expected += quoted.total.fen
+        wrong += charged.get(meter_id, 0) != quoted.total.fen
+        if quoted.state is not None and quoted.state.cycle_start == cycle:
+            crossed += _tier_of(quoted.state.consumed, bounds) != _tier_of(tier_used[n], bounds)
+    return wrong, expected, crossed
+
+
+def _on_postgres_tiered(
+    opts: Options, work: Workload, copy: Run, flat: Run
+) -> tuple[Run, str | None, bool]:
+    """A scratch database, same fleet and workload, every account on 浙江 tiers + TOU."""
+    components = TariffComponents.from_dict(ZHEJIANG_TOU)
+    tier_used = tier_starts(opts.meters, opts.seed)
+    with _scratch_database() as (name, url):
+        rt = _runtime(url)
+        try:
+            print(
+                f"PostgreSQL, tiered + time-of-use tariff (scratch database {name}; 浙江居民"
+                " tiers 2760/4800 kWh +0/+0.05/+0.30, peak 08-22 0.568, valley 22-08 0.288):"
+            )
+            fleet = _fleet(rt, work, components, tier_used)
+            batches = work.batches(fleet.meter_ids, opts.batch, range(opts.per_meter))
+            run = time_ingest(rt, "PostgreSQL ingest_readings tiered+TOU", batches)
+            print(_line(run, copy) + f"  {run.rate / flat.rate:.2f}x flat")
+            ok = _check(rt, "PostgreSQL tiered+TOU", run, opts)
+            started = time.perf_counter()
+            wrong, expected, crossed = check_quotes(rt, fleet, work, tier_used, opts.per_meter)
+            print(
+                f"  quotes ({time.perf_counter() - started:.1f} s, not timed):"
+                f" {Decimal(expected) / 100:,} 元 quoted,"
+                f" {'every meter charged as quoted' if not wrong else f'{wrong:,} meters DIFFER'}"
+                f" ({crossed:,} accounts changed tier during the run); flat tariff charged"
+                f" {Decimal(flat.charged_fen) / 100:,} 元 for the same consumption"
+            )
+            ok = ok and not wrong and expected == run.charged_fen
+            profile = None
+            if not opts.no_profile:
+                extra = work.batches(
+                    fleet.meter_ids, opts.batch, range(opts.per_meter, opts.per_meter + 1)
+                )
+                profile = profile_pushes(rt, extra)
+            return run, profile, ok
         finally:
             rt.db.dispose()
 
@@ -596,7 +786,7 @@ def _on_postgres_parallel(opts: Options, work: Workload, copy: Run, ours: Run) -
                 f"PostgreSQL, {opts.workers} processes side by side (scratch database {name},"
                 f" meter n to worker n % {opts.workers}):"
             )
-            meter_ids = _fleet(rt, work)
+            meter_ids = _fleet(rt, work).meter_ids
             par = time_ingest_parallel(url, work, meter_ids, opts)
             print(_line(par, copy))
             ok = _check(rt, f"PostgreSQL x{opts.workers}", par, opts)
@@ -615,7 +805,7 @@ def _on_sqlite(opts: Options, work: Workload, copy: Run) -> tuple[Run, bool]:
         rt = _runtime(f"sqlite:///{Path(tmp) / 'bench.db'}")
         try:
             print("SQLite (temporary file, WAL, synchronous=FULL):")
-            meter_ids = set_up_fleet(rt, work)
+            meter_ids = set_up_fleet(rt, work).meter_ids
             batches = work.batches(meter_ids, opts.batch, range(opts.per_meter))
             lite = time_ingest(rt, "SQLite ingest_readings", batches)
             print(_line(lite, copy) + "  (against the PostgreSQL COPY above)")
@@ -642,6 +832,52 @@ def _line(run: Run, baseline: Run | None = None) -> str:
     return line
 
 
+def _summary(
+    opts: Options,
+    copy: Run,
+    ours: Run,
+    *,
+    par: Run | None,
+    tiered: Run | None,
+    lite: Run | None,
+) -> None:
+    """The rates, their ratios to COPY, and the verdicts on both targets."""
+    ratio = ours.rate / copy.rate
+    print("summary:")
+    print(f"  {'PostgreSQL COPY baseline':<42}{copy.rate:>9,.0f} readings/s")
+    print(
+        f"  {'PostgreSQL ingest_readings, 1 process':<42}{ours.rate:>9,.0f} readings/s"
+        f"  ratio {ratio:.4f}"
+    )
+    par_ratio = 0.0
+    if par is not None:
+        par_ratio = par.rate / copy.rate
+        label = f"PostgreSQL ingest_readings, {opts.workers} processes"
+        print(f"  {label:<42}{par.rate:>9,.0f} readings/s  ratio {par_ratio:.4f}")
+    if tiered is not None:
+        label = "PostgreSQL ingest_readings, tiered+TOU"
+        print(
+            f"  {label:<42}{tiered.rate:>9,.0f} readings/s  ratio {tiered.rate / copy.rate:.4f}"
+            f"  ({tiered.rate / ours.rate:.2f}x flat, 1 process)"
+        )
+    if lite is not None:
+        print(
+            f"  {'SQLite ingest_readings, 1 process':<42}{lite.rate:>9,.0f} readings/s"
+            f"  ratio {lite.rate / copy.rate:.4f} (against the PostgreSQL COPY)"
+        )
+    best, where = (
+        (par_ratio, f"with {opts.workers} processes")
+        if par_ratio > ratio
+        else (ratio, "in one process")
+    )
+    verdict = f"met {where}" if best >= TARGET_RATIO else f"NOT met (best {where})"
+    print(f"  target: PostgreSQL ratio >= {TARGET_RATIO} (best {best:.4f}): {verdict}")
+    if tiered is not None:
+        versus = tiered.rate / ours.rate
+        met = "met" if versus >= TIERED_TARGET else "NOT met"
+        print(f"  tiered+TOU >= {TIERED_TARGET}x flat ({versus:.2f}x, 1 process each): {met}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.ingest",
@@ -654,6 +890,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile pass")
     parser.add_argument("--seed", type=int, default=645)
+    parser.add_argument(
+        "--no-tiered", action="store_true", help="skip the tiered + time-of-use PostgreSQL run"
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -674,6 +913,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" flat tariff {PRICE} 元/kWh"
     )
     copy, ours, profile, ok = _on_postgres(opts, work)
+    tiered = tiered_profile = None
+    if not opts.no_tiered:
+        _checkpoint()  # the flat run's writes, and then the tiered run's own
+        tiered, tiered_profile, tiered_ok = _on_postgres_tiered(opts, work, copy, ours)
+        ok = ok and tiered_ok
+        _checkpoint()
     par = None
     if opts.workers > 1:
         par, par_ok = _on_postgres_parallel(opts, work, copy, ours)
@@ -683,35 +928,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         lite, lite_ok = _on_sqlite(opts, work, copy)
         ok = ok and lite_ok and lite.charged_fen == ours.charged_fen
 
-    ratio = ours.rate / copy.rate
-    print("summary:")
-    print(f"  {'PostgreSQL COPY baseline':<42}{copy.rate:>9,.0f} readings/s")
-    print(
-        f"  {'PostgreSQL ingest_readings, 1 process':<42}{ours.rate:>9,.0f} readings/s"
-        f"  ratio {ratio:.4f}"
-    )
-    par_ratio = 0.0
-    if par is not None:
-        par_ratio = par.rate / copy.rate
-        label = f"PostgreSQL ingest_readings, {opts.workers} processes"
-        print(f"  {label:<42}{par.rate:>9,.0f} readings/s  ratio {par_ratio:.4f}")
-    if lite is not None:
-        print(
-            f"  {'SQLite ingest_readings, 1 process':<42}{lite.rate:>9,.0f} readings/s"
-            f"  ratio {lite.rate / copy.rate:.4f} (against the PostgreSQL COPY)"
-        )
-    best, where = (
-        (par_ratio, f"with {opts.workers} processes")
-        if par_ratio > ratio
-        else (ratio, "in one process")
-    )
-    verdict = f"met {where}" if best >= TARGET_RATIO else f"NOT met (best {where})"
-    print(f"  target: PostgreSQL ratio >= {TARGET_RATIO} (best {best:.4f}): {verdict}")
+    _summary(opts, copy, ours, par=par, tiered=tiered, lite=lite)
     if profile is not None:
         print(
             "where the time goes (cProfile of one more interval on PostgreSQL, not in the rates):"
         )
         print(profile)
+    if tiered_profile is not None:
+        print("where the time goes, tiered+TOU (cProfile of one more interval, not in the rates):")
+        print(tiered_profile)
     if not ok:
         print("bench.ingest: outcomes or ledger are WRONG (see above)", file=sys.stderr)
     return 0 if ok else 1

@@ -163,7 +163,7 @@ def _failed(zh: str, problem: object) -> int:
 
 
 def _tariff_import(args: argparse.Namespace) -> int:
-    """Create the tariff with its first version, then add the later ones (validated first)."""
+    """Create the tariff with all its versions, in one transaction (validated first)."""
     from meterpay.kernel.errors import NotFound
     from meterpay.sites import service as sites
     from meterpay.tariffs import service as tariffs
@@ -175,26 +175,15 @@ def _tariff_import(args: argparse.Namespace) -> int:
         found = sites.page(rt, "sites", after_id=None, limit=1, code=args.site)
         if not found:
             raise NotFound(f"no site with code {args.site!r}")
-        first, *later = doc.versions
-        tariff = tariffs.create_tariff(
+        tariff = tariffs.create_tariff_with_versions(
             rt,
             site_id=found[0].id,
             code=doc.code,
             name=doc.name,
             utility=doc.utility,
-            components=first.components,
-            effective_from=first.effective_from,
+            versions=[(v.effective_from, v.components) for v in doc.versions],
             actor=_actor(),
         )
-        for version in later:
-            tariffs.add_version(
-                rt,
-                tariff.id,
-                effective_from=version.effective_from,
-                components=version.components,
-                actor=_actor(),
-                reason=f"imported from {Path(args.file).name}",
-            )
     except (DomainError, OSError, UnicodeDecodeError) as exc:
         return _failed("导入电价失败", getattr(exc, "message", exc))
     print(f"已导入 {doc.code}「{doc.name}」: tariff id {tariff.id}, {len(doc.versions)} 个版本")

@@ -10,7 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -21,7 +21,7 @@ from meterpay.billing.rules import pieces_by_version
 from meterpay.db.rows import fetch_page, insert_row, update_row
 from meterpay.db.schema import charges, tariff_versions, tariffs
 from meterpay.kernel.clock import require_aware
-from meterpay.kernel.errors import Conflict, NotFound
+from meterpay.kernel.errors import Conflict, InvalidInput, NotFound
 from meterpay.kernel.money import parse_unit_price
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import repository as ledger
@@ -50,6 +50,30 @@ def create_tariff(
     effective_from: datetime,
     actor: str,
 ) -> Tariff:
+    return create_tariff_with_versions(
+        rt,
+        site_id=site_id,
+        code=code,
+        name=name,
+        utility=utility,
+        versions=[(effective_from, components)],
+        actor=actor,
+    )
+
+
+def create_tariff_with_versions(
+    rt: Runtime,
+    *,
+    site_id: int,
+    code: str,
+    name: str,
+    utility: Utility,
+    versions: Sequence[tuple[datetime, TariffComponents]],
+    actor: str,
+) -> Tariff:
+    """A tariff and all its versions (e.g. from a tariff file) in one transaction."""
+    if not versions:
+        raise InvalidInput("a tariff needs at least one version", field="versions")
     now = rt.clock.now()
     with rt.db.write() as conn:
         site = sites.site(conn, site_id)
@@ -64,8 +88,9 @@ def create_tariff(
                 "created_at": now,
             },
         )
-        _insert_version(conn, tariff_id, components, effective_from, now)
-        _ensure_revenue_accounts(conn, site, Utility(utility), components, now)
+        for effective_from, components in versions:
+            _insert_version(conn, tariff_id, components, effective_from, now)
+            _ensure_revenue_accounts(conn, site, Utility(utility), components, now)
         audit.record(
             conn,
             at=now,
@@ -76,8 +101,7 @@ def create_tariff(
             site_id=site_id,
             after={
                 "code": code,
-                "effective_from": effective_from,
-                "components": str(components.to_dict()),
+                "versions": str([(when.isoformat(), c.to_dict()) for when, c in versions]),
             },
         )
         return repo.tariff(conn, tariff_id)
