@@ -98,7 +98,7 @@ def quote_tariff(tariff_id: int, body: s.QuoteIn, rt: Rt) -> Any:
         for u in body.profile
     ]
     state = TierState(body.state.cycle_start, body.state.consumed) if body.state else None
-    return _quote_out(tariffs.quote_tariff(rt, tariff_id, profile, state=state))
+    return quote_out(tariffs.quote_tariff(rt, tariff_id, profile, state=state))
 
 
 # --- parsing and rendering --------------------------------------------------------------------
@@ -131,7 +131,7 @@ def _tariff_out(tariff: Tariff, warnings: Iterable[str] = ()) -> s.TariffOut:
     return out
 
 
-def _quote_out(quote: Quote) -> s.QuoteOut:
+def quote_out(quote: Quote) -> s.QuoteOut:
     state = quote.state
     return s.QuoteOut(
         lines=[

@@ -1,0 +1,82 @@
+"""Billing runs over HTTP: monthly fees, resale model 2 and what-if quotes for an account."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from meterpay.kernel.quantity import Utility
+from meterpay.metering.ingest import ingest_readings
+from meterpay.runtime import Runtime
+from meterpay.web.app import create_app
+from tests.integration.test_resale import _site_with_shops
+from tests.integration.test_tariff_billing import BEIJING, _home, _readings
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def api(rt: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(rt)) as client:
+        yield client
+
+
+def test_the_monthly_fee_run_charges_once_over_http(api: TestClient, rt: Runtime) -> None:
+    """POST /fees/runs twice: 10.00 charged the first time, nothing the second."""
+    fee = {
+        "energy": {"unit_price": "0.5"},
+        "fixed_fees": [{"code": "service", "name": "月服务费", "amount": "10.00"}],
+    }
+    _home(rt, Utility.ELECTRICITY, fee)
+    first = api.post(f"{API}/fees/runs", json={"month": "2026-11-01"}).json()
+    again = api.post(f"{API}/fees/runs", json={"month": "2026-11-01"}).json()
+    assert (first["total"], again["total"], again["already_charged"]) == ("10.00", "0.00", 1)
+    bad = api.post(f"{API}/fees/runs", json={"month": "2026-11-15"})
+    assert bad.status_code == 422
+
+
+def test_a_supplier_bill_is_shared_over_http(api: TestClient, rt: Runtime) -> None:
+    """PUT the site's supply model, POST the bill: shares add up, landlord keeps its part."""
+    shop, landlord = _site_with_shops(rt, ["30", "10"])
+    site_id = api.get(f"{API}/accounts/{shop}").json()["site_id"]
+    assert (
+        api.put(
+            f"{API}/sites/{site_id}/supply/electricity",
+            json={"resale_model": "shared", "catalog_price": "0.8000"},
+        ).status_code
+        == 204
+    )
+    body = {
+        "utility": "electricity",
+        "month": "2026-11-01",
+        "amount": "40.00",
+        "evidence": "国网 2026-11",
+        "landlord_account_ids": [landlord],
+    }
+    result = api.post(f"{API}/sites/{site_id}/supplier-bills", json=body).json()
+    assert result["shares"] == {str(shop): "30.00"}
+    assert result["landlord_keeps"] == "10.00"
+    assert api.get(f"{API}/accounts/{shop}").json()["balance"] == "-30.00"
+
+
+def test_an_account_is_quoted_under_a_draft_tariff_over_http(api: TestClient, rt: Runtime) -> None:
+    """Its year under the Beijing tiers would have cost 1470.90; its balance does not move."""
+    _, account_id, meter_id = _home(rt, Utility.ELECTRICITY, {"energy": {"unit_price": "0.5"}})
+    ingest_readings(rt, _readings(meter_id, ["2000", "3000"]), actor="test")
+    before = api.get(f"{API}/accounts/{account_id}").json()["balance"]
+    body = {
+        "components": BEIJING,
+        "start": "2026-01-01T00:00:00+08:00",
+        "end": "2027-01-01T00:00:00+08:00",
+    }
+    result = api.post(f"{API}/accounts/{account_id}/quote", json=body).json()
+    assert result["total"] == "1470.90"
+    assert api.get(f"{API}/accounts/{account_id}").json()["balance"] == before == "-1500.00"
+    bad = api.post(
+        f"{API}/accounts/{account_id}/quote",
+        json={**body, "components": {"energy": {"unit_price": "-1"}}},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"]["details"]["field"].startswith("components.energy")
