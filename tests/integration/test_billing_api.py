@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from meterpay.cli import main
 from meterpay.kernel.quantity import Utility
 from meterpay.metering.ingest import ingest_readings
 from meterpay.runtime import Runtime
@@ -80,3 +81,32 @@ def test_an_account_is_quoted_under_a_draft_tariff_over_http(api: TestClient, rt
     )
     assert bad.status_code == 422
     assert bad.json()["error"]["details"]["field"].startswith("components.energy")
+
+
+def test_the_fee_and_resale_commands_run_from_the_shell(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`meterpay fees run` and `meterpay resale share` do their runs and say what they did."""
+    monkeypatch.setenv("MP_DATABASE_URL", rt.settings.database_url)
+    _site_with_shops(rt, ["30", "10"])
+    assert main(["fees", "run", "--month", "2026-11"]) == 0
+    assert "固定费用" in capsys.readouterr().out
+    args = [
+        "resale",
+        "share",
+        "--site",
+        "MALL",
+        "--utility",
+        "electricity",
+        "--month",
+        "2026-11",
+        "--amount",
+        "40.00",
+        "--evidence",
+        "国网 2026-11",
+        "--landlord",
+        "E-S1",
+    ]
+    assert main(args) == 0
+    assert "分摊到 1 户" in capsys.readouterr().out
+    assert main([*args[:-1], "E-NOPE"]) == 1
