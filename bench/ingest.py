@@ -31,7 +31,9 @@
    starting the year somewhere in its tiers (some about to cross a boundary).
    It prints readings/s, the ratio to the same COPY and to the flat
    single-process figure (issue 3: tiered + TOU must stay >= 0.8x flat), and
-   checks every meter's charges against the quote of its consumption.
+   checks every meter's charges against the quote of its consumption. A
+   ``CHECKPOINT`` (not timed) before and after it keeps its writes out of the
+   other runs' timings.
 
 Setup (sites, accounts, meters, baselines) is bulk-inserted through SQLAlchemy
 Core into the same rows the services create, so it takes seconds; only the
