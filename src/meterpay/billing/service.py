@@ -32,6 +32,7 @@ from meterpay.ledger.model import Transfer, TransferKind
 from meterpay.ledger.repository import Posting
 from meterpay.tariffs.apportion import largest_remainders
 from meterpay.tariffs.components import Period, TariffComponents, UnpricedPeriod
+from meterpay.tariffs.holidays import china_day_type
 from meterpay.tariffs.rules import Priced, PriceLine, TierState, Usage, price_usage
 
 CHARGE_COLUMNS = (
@@ -168,10 +169,16 @@ def _priced(
                 components,
                 Usage(quantity, start, end, registers=periods, time_zone=time_zone),
                 state,
+                day_type=china_day_type,
             )
         except UnpricedPeriod:
             pass  # the meter reports a period this tariff doesn't price: split by time
-    return price_usage(components, Usage(quantity, start, end, time_zone=time_zone), state)
+    return price_usage(
+        components,
+        Usage(quantity, start, end, time_zone=time_zone),
+        state,
+        day_type=china_day_type,
+    )
 
 
 def _streams(fen: int, lines: list[PricedLine]) -> dict[str, int]:

@@ -31,6 +31,7 @@ from meterpay.sites import repository as sites
 from meterpay.sites.model import Site, revenue_code
 from meterpay.tariffs import repository as repo
 from meterpay.tariffs.components import EnergyPrice, TariffComponents
+from meterpay.tariffs.holidays import china_day_type
 from meterpay.tariffs.model import Tariff
 from meterpay.tariffs.rules import Quote, TierState, Usage, quote_pieces
 
@@ -224,7 +225,7 @@ def quote_tariff(
             registers = usage.registers if len(parts) == 1 else None
             share = Usage(quantity, start, end, registers=registers, time_zone=usage.time_zone)
             pieces.append((version.components or flat(version.unit_price), share))
-    return quote_pieces(pieces, state)
+    return quote_pieces(pieces, state, day_type=china_day_type)
 
 
 def get_tariff(rt: Runtime, tariff_id: int) -> Tariff:
@@ -318,4 +319,4 @@ def quote_account(
             .order_by(charges.c.period_end, charges.c.id)
         ).all()
     profile = [Usage(q, a, b, time_zone=site.timezone) for q, a, b in rows]
-    return quote_pieces([(components, usage) for usage in profile])
+    return quote_pieces([(components, usage) for usage in profile], day_type=china_day_type)
