@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -276,3 +277,35 @@ def test_without_a_top_up_fee_the_whole_top_up_reaches_the_wallet(rt: Runtime) -
         cashier="cashier",
     )
     assert result.balance == Money.from_yuan("100.00")
+
+
+def test_two_meters_of_one_tiered_account_fed_at_once_count_tiers_together(
+    pg_rt: Runtime,
+) -> None:
+    """Each meter uses 1500 kWh from its own thread: the account pays for 3000, tiers and all."""
+    rt = pg_rt
+    _, account_id, first = _home(rt, Utility.ELECTRICITY, BEIJING)
+    unit_id = metering.get_meter(rt, first).unit_id
+    second = metering.register_meter(
+        rt,
+        unit_id=unit_id,
+        utility=Utility.ELECTRICITY,
+        protocol=Protocol.DLT645_2007,
+        address="000000000202",
+        account_id=account_id,
+        installed_at=datetime(2025, 12, 31, 16, tzinfo=UTC),
+        actor=ACTOR,
+    ).id
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def feed(meter_id: int) -> None:
+        for step in range(1, 31):
+            reading = ReadingIn(
+                meter_id, start + timedelta(days=step), Decimal(50 * step), ReadingSource.HTTP
+            )
+            ingest_readings(rt, [reading], actor=ACTOR)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(feed, [first, second]))
+    assert ledger.account_balance(rt, account_id) == -Money.from_yuan("1470.90")
+    assert ledger.verify_ledger(rt) == []

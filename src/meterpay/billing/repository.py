@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
-from meterpay.db.rows import insert_ignoring_conflicts
-from meterpay.db.schema import accounts, tier_states
+from meterpay.db.schema import tier_states
 from meterpay.tariffs.rules import TierState
 
 
@@ -19,12 +19,7 @@ def lock_tier_states(conn: Connection, account_ids: set[int]) -> dict[int, TierS
     """
     ordered = sorted(account_ids)
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            select(accounts.c.id)
-            .where(accounts.c.id.in_(ordered))
-            .order_by(accounts.c.id)
-            .with_for_update(key_share=True)
-        )
+        return _lock_and_read_postgres(conn, ordered)
     latest = (
         select(tier_states.c.account_id, func.max(tier_states.c.cycle_start).label("start"))
         .where(tier_states.c.account_id.in_(ordered))
@@ -44,8 +39,25 @@ def lock_tier_states(conn: Connection, account_ids: set[int]) -> dict[int, TierS
     return found
 
 
+_LOCK = text("SELECT id FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE")
+_LATEST = text(
+    "SELECT DISTINCT ON (account_id) account_id, cycle_start, consumed FROM tier_states"
+    " WHERE account_id = ANY(:ids) ORDER BY account_id, cycle_start DESC"
+).columns(tier_states.c.account_id, tier_states.c.cycle_start, tier_states.c.consumed)
+
+
+def _lock_and_read_postgres(conn: Connection, ordered: list[int]) -> dict[int, TierState | None]:
+    """Lock (id order), then read in a second statement: only a statement that starts
+    after the locks are held sees what the previous holder committed."""
+    conn.execute(_LOCK, {"ids": ordered})
+    found: dict[int, TierState | None] = dict.fromkeys(ordered)
+    for account_id, cycle_start, consumed in conn.execute(_LATEST, {"ids": ordered}):
+        found[int(account_id)] = TierState(cycle_start, consumed)
+    return found
+
+
 def save_tier_states(conn: Connection, states: Mapping[int, TierState | None]) -> None:
-    """Write each account's state for its cycle (insert or replace)."""
+    """Write each account's state for its cycle (insert or replace), in one statement."""
     rows = [
         {"account_id": aid, "cycle_start": s.cycle_start, "consumed": s.consumed}
         for aid, s in sorted(states.items())
@@ -53,14 +65,10 @@ def save_tier_states(conn: Connection, states: Mapping[int, TierState | None]) -
     ]
     if not rows:
         return
-    stmt = insert_ignoring_conflicts(conn, tier_states)
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(tier_states)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[tier_states.c.account_id, tier_states.c.cycle_start],
+        set_={"consumed": stmt.excluded.consumed},
+    )
     conn.execute(stmt, rows)
-    for row in rows:
-        conn.execute(
-            tier_states.update()
-            .where(
-                tier_states.c.account_id == row["account_id"],
-                tier_states.c.cycle_start == row["cycle_start"],
-            )
-            .values(consumed=row["consumed"])
-        )
