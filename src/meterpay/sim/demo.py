@@ -31,11 +31,44 @@ from meterpay.runtime import Runtime
 from meterpay.sim.load import consumption
 from meterpay.sites import service as sites
 from meterpay.sites.model import CustomerKind, UnitKind
-from meterpay.tariffs.service import create_flat_tariff
+from meterpay.tariffs.components import TariffComponents
+from meterpay.tariffs.service import create_tariff
 
 log = logging.getLogger("meterpay.demo")
 
 SITE_CODE = "DEMO"
+# Beijing residential figures from reference/tariffs.md: yearly tiers, water with its levies.
+BEIJING_POWER = {
+    "energy": {"unit_price": "0.4883"},
+    "tiers": {
+        "cycle": "yearly",
+        "steps": [
+            {"up_to": "2880", "markup": "0"},
+            {"up_to": "4800", "markup": "0.05"},
+            {"up_to": None, "markup": "0.30"},
+        ],
+    },
+}
+BEIJING_WATER = {
+    "energy": {"unit_price": "2.07"},
+    "tiers": {
+        "cycle": "yearly",
+        "steps": [
+            {"up_to": "180", "markup": "0"},
+            {"up_to": "260", "markup": "2"},
+            {"up_to": None, "markup": "4"},
+        ],
+    },
+    "surcharges": [
+        {
+            "code": "water_resource",
+            "name": "水资源费",
+            "unit_price": "1.57",
+            "government_levy": True,
+        },
+        {"code": "sewage", "name": "污水处理费", "unit_price": "1.36", "government_levy": True},
+    ],
+}
 ACTOR = "demo"
 HISTORY = timedelta(days=30)
 STEP = timedelta(minutes=30)
@@ -80,23 +113,23 @@ def seed(rt: Runtime, *, units_per_floor: int, rng: random.Random | None = None)
     """Create the demo compound in one transaction and give it opening balances."""
     site = sites.create_site(rt, code=SITE_CODE, name="阳光花园 Sunshine Garden", actor=ACTOR)
     since = rt.clock.now() - HISTORY
-    power = create_flat_tariff(
+    power = create_tariff(
         rt,
         site_id=site.id,
         code="E-RES",
-        name="居民生活用电",
+        name="居民生活用电（北京阶梯）",
         utility=Utility.ELECTRICITY,
-        unit_price="0.4883",
+        components=TariffComponents.from_dict(BEIJING_POWER),
         effective_from=since - timedelta(days=365),
         actor=ACTOR,
     )
-    water = create_flat_tariff(
+    water = create_tariff(
         rt,
         site_id=site.id,
         code="W-RES",
-        name="居民生活用水",
+        name="居民生活用水（北京阶梯，含水资源费、污水处理费）",
         utility=Utility.WATER,
-        unit_price="5.00",
+        components=TariffComponents.from_dict(BEIJING_WATER),
         effective_from=since - timedelta(days=365),
         actor=ACTOR,
     )
