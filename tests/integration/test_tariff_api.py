@@ -23,65 +23,13 @@ from meterpay.db import schema
 from meterpay.runtime import Runtime
 from meterpay.tariffs.components import TariffComponents
 from meterpay.tariffs.files import FileFormat, load_tariff
+from meterpay.tariffs.reference import BEIJING_POWER as BEIJING
+from meterpay.tariffs.reference import BEIJING_WATER, SHANGHAI_TOU
 from meterpay.web.app import create_app
 
 API = "/api/v1"
 NEW_YEAR = "2026-01-01T00:00:00+08:00"
 Json = dict[str, Any]
-
-BEIJING = {  # 北京居民 一户一表: 0.4883 元/kWh, tiers at 2880 and 4800 kWh a year
-    "energy": {"unit_price": "0.4883"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "2880", "markup": "0"},
-            {"up_to": "4800", "markup": "0.05"},
-            {"up_to": None, "markup": "0.30"},
-        ],
-    },
-}
-SHANGHAI_TOU = {  # 上海居民峰谷: peak 06-22 0.617, valley 22-06 0.307; tier 1 up to 3120 kWh
-    "energy": {"unit_price": "0.617"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "3120", "markup": "0"},
-            {"up_to": "4800", "markup": "0.05"},
-            {"up_to": None, "markup": "0.30"},
-        ],
-    },
-    "time_of_use": {
-        "prices": {"peak": {"price": "0.617"}, "valley": {"price": "0.307"}},
-        "schedules": [
-            {
-                "windows": [
-                    {"period": "peak", "start": "06:00", "end": "22:00"},
-                    {"period": "valley", "start": "22:00", "end": "06:00"},
-                ]
-            }
-        ],
-    },
-}
-BEIJING_WATER = {  # 水费 2.07/4.07/6.07 + 水资源费 1.57 + 污水处理费 1.36, tiers at 180 and 260 m³
-    "energy": {"unit_price": "2.07"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "180", "markup": "0"},
-            {"up_to": "260", "markup": "2"},
-            {"up_to": None, "markup": "4"},
-        ],
-    },
-    "surcharges": [
-        {
-            "code": "water_resource",
-            "name": "水资源费",
-            "unit_price": "1.57",
-            "government_levy": True,
-        },
-        {"code": "sewage", "name": "污水处理费", "unit_price": "1.36", "government_levy": True},
-    ],
-}
 
 
 @pytest.fixture

@@ -23,40 +23,11 @@ from meterpay.sites import service as sites
 from meterpay.sites.model import UnitKind
 from meterpay.tariffs import service as tariffs
 from meterpay.tariffs.components import TariffComponents, topup_fee_warnings
+from meterpay.tariffs.reference import BEIJING_POWER as BEIJING
+from meterpay.tariffs.reference import BEIJING_WATER, SHANGHAI_TOU
 from meterpay.tariffs.rules import Usage
 
 ACTOR = "test"
-BEIJING = {  # 北京居民 一户一表, yearly tiers (reference/tariffs.md)
-    "energy": {"unit_price": "0.4883"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "2880", "markup": "0"},
-            {"up_to": "4800", "markup": "0.05"},
-            {"up_to": None, "markup": "0.30"},
-        ],
-    },
-}
-BEIJING_WATER = {
-    "energy": {"unit_price": "2.07"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "180", "markup": "0"},
-            {"up_to": "260", "markup": "2"},
-            {"up_to": None, "markup": "4"},
-        ],
-    },
-    "surcharges": [
-        {
-            "code": "water_resource",
-            "name": "水资源费",
-            "unit_price": "1.57",
-            "government_levy": True,
-        },
-        {"code": "sewage", "name": "污水处理费", "unit_price": "1.36", "government_levy": True},
-    ],
-}
 
 
 def _home(rt: Runtime, utility: Utility, components: dict[str, object]) -> tuple[int, int, int]:
@@ -149,30 +120,6 @@ def test_a_version_that_priced_consumption_cannot_be_edited(rt: Runtime) -> None
         tariffs.revise_version(
             rt, tariff_id, version_id, components=cheaper, actor=ACTOR, reason="再改"
         )
-
-
-SHANGHAI_TOU = {  # 上海居民 tier 1, peak 06-22 at 0.617, valley 22-06 at 0.307
-    "energy": {"unit_price": "0.617"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "3120", "markup": "0"},
-            {"up_to": "4800", "markup": "0.05"},
-            {"up_to": None, "markup": "0.30"},
-        ],
-    },
-    "time_of_use": {
-        "prices": {"peak": {"price": "0.617"}, "valley": {"price": "0.307"}},
-        "schedules": [
-            {
-                "windows": [
-                    {"period": "peak", "start": "06:00", "end": "22:00"},
-                    {"period": "valley", "start": "22:00", "end": "06:00"},
-                ]
-            }
-        ],
-    },
-}
 
 
 def test_a_tou_meter_is_priced_by_its_registers(rt: Runtime) -> None:

@@ -32,43 +32,12 @@ from meterpay.sim.load import consumption
 from meterpay.sites import service as sites
 from meterpay.sites.model import CustomerKind, UnitKind
 from meterpay.tariffs.components import TariffComponents
+from meterpay.tariffs.reference import BEIJING_POWER, BEIJING_WATER
 from meterpay.tariffs.service import create_tariff
 
 log = logging.getLogger("meterpay.demo")
 
 SITE_CODE = "DEMO"
-# Beijing residential figures from reference/tariffs.md: yearly tiers, water with its levies.
-BEIJING_POWER = {
-    "energy": {"unit_price": "0.4883"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "2880", "markup": "0"},
-            {"up_to": "4800", "markup": "0.05"},
-            {"up_to": None, "markup": "0.30"},
-        ],
-    },
-}
-BEIJING_WATER = {
-    "energy": {"unit_price": "2.07"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "180", "markup": "0"},
-            {"up_to": "260", "markup": "2"},
-            {"up_to": None, "markup": "4"},
-        ],
-    },
-    "surcharges": [
-        {
-            "code": "water_resource",
-            "name": "水资源费",
-            "unit_price": "1.57",
-            "government_levy": True,
-        },
-        {"code": "sewage", "name": "污水处理费", "unit_price": "1.36", "government_levy": True},
-    ],
-}
 ACTOR = "demo"
 HISTORY = timedelta(days=30)
 STEP = timedelta(minutes=30)
