@@ -256,3 +256,33 @@ def test_two_meters_of_one_tiered_account_fed_at_once_count_tiers_together(
         list(pool.map(feed, [first, second]))
     assert ledger.account_balance(rt, account_id) == -Money.from_yuan("1470.90")
     assert ledger.verify_ledger(rt) == []
+
+
+def test_readings_across_a_tariff_change_are_charged_as_the_quote_predicts(rt: Runtime) -> None:
+    """A new tier version from 1 March splits the interval that spans it, exactly as quoted."""
+    tariff_id, account_id, meter_id = _home(rt, Utility.ELECTRICITY, BEIJING)
+    dearer = {**BEIJING, "energy": {"unit_price": "0.5883"}}
+    tariffs.add_version(
+        rt,
+        tariff_id,
+        components=TariffComponents.from_dict(dearer),
+        effective_from=datetime(2026, 2, 28, 16, tzinfo=UTC),
+        actor=ACTOR,
+    )
+    ingest_readings(rt, _readings(meter_id, ["2000", "3000"]), actor=ACTOR)
+    profile = [
+        Usage(
+            Decimal(2000),
+            datetime(2025, 12, 31, 16, tzinfo=UTC),
+            datetime(2026, 1, 31, 16, tzinfo=UTC),
+        ),
+        Usage(
+            Decimal(1000),
+            datetime(2026, 1, 31, 16, tzinfo=UTC),
+            datetime(2026, 3, 2, 16, tzinfo=UTC),
+        ),
+    ]
+    quoted = tariffs.quote_tariff(rt, tariff_id, profile).total
+    assert ledger.account_balance(rt, account_id) == -quoted
+    assert quoted > Money.from_yuan("1470.90")  # part of the second interval at the new price
+    assert ledger.verify_ledger(rt) == []
