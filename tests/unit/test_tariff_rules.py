@@ -371,6 +371,40 @@ def test_a_day_with_a_clock_change_counts_the_hours_that_really_passed() -> None
     ]
 
 
+def test_the_same_interval_priced_again_prices_as_the_first_time_even_across_a_fold() -> None:
+    # on 2 November 2025 New York lives 01:00-02:00 twice; the windows are read on the wall clock
+    new_york = ZoneInfo("America/New_York")
+    schedule = TouSchedule(
+        (TouWindow(VALLEY, time(0), time(1, 30)), TouWindow(PEAK, time(1, 30), time(0)))
+    )
+
+    def version() -> TariffComponents:
+        return TariffComponents(
+            EnergyPrice(d("0.5")), time_of_use=TimeOfUse(two_prices("0.6", "0.3"), (schedule,))
+        )
+
+    start = datetime(2025, 11, 2, 1, 10, tzinfo=new_york)
+    once, twice = (datetime(2025, 11, 2, 1, 50, fold=fold, tzinfo=new_york) for fold in (0, 1))
+    assert once == twice  # the same wall time, yet 40 and 100 minutes after the start
+    reused = version()
+    for end in (once, twice, once, twice):
+        usage = Usage(d(1), start, end, time_zone="America/New_York")
+        assert price_usage(reused, usage) == price_usage(version(), usage)
+    passed_twice = price_usage(reused, Usage(d(1), start, twice, time_zone="America/New_York"))
+    assert [(x.period, x.quantity) for x in passed_twice.lines] != [
+        (PEAK, d("0.5")),
+        (VALLEY, d("0.5")),
+    ]
+
+
+def test_the_state_after_pricing_is_the_one_the_constructor_makes() -> None:
+    priced = price_usage(ZHEJIANG_TOU, usage("0.1234", (local(2026, 3, 1), local(2026, 3, 2))))
+    assert priced.state == TierState(date(2026, 1, 1), d("0.1234"))
+    assert repr(priced.state) == repr(TierState(date(2026, 1, 1), d("0.1234")))
+    with pytest.raises(InvalidInput, match="too large"):  # refused as the constructor does
+        TierState.counted(date(2026, 1, 1), 10**30)
+
+
 # --- surcharges, the flat path, rounding -------------------------------------------------------
 
 

@@ -26,13 +26,16 @@ Invariants:
   as each cell costs period price + tier mark-up, the exact total does not
   depend on how that split rounds;
 - a flat version (no tiers, no time-of-use) takes a short path that does no
-  time-zone or calendar work at all.
+  time-zone or calendar work at all; other versions keep the cut of each
+  interval they priced (bounded), as it depends only on the version, the
+  interval, the zone and the day types, which are pure.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -133,31 +136,37 @@ def price_usage(
     path pass ``holiday_calendar(...)`` built once). Raises
     ``UsageOutOfOrder`` if the usage starts in a cycle before the state's,
     ``UnpricedPeriod`` if registers report a period without a price.
+
+    The interval's cut into cycle pieces and schedule windows depends only on
+    the version, the interval, the zone and ``day_type`` (a pure function of
+    the date), so it is kept per version for the next usage of the same
+    interval (the ingest path prices many accounts over the same 15 minutes).
     """
     registers = usage.registers
     difference = None if registers is None else usage.quantity - sum(registers.values())
     if components.is_flat:
         return Priced(_flat_lines(components, usage.quantity), state, difference)
-    day_type_of = holiday_calendar(day_type) if isinstance(day_type, Set) else day_type
-    start, end = instants(usage.start, usage.end)
+    memo = _memo_of(components)
+    layout = memo.layout(usage, day_type)
+    total = to_units(usage.quantity)
+    single = layout.single
+    if single is not None and (
+        not registers or components.time_of_use is None or not any(registers.values())
+    ):  # all the time in one cell, the units with it
+        cells: dict[Cell, int] = {single: total} if total else {}
+    else:
+        cells = _cells(_period_volumes(components, registers, total, layout), layout)
     tiers = components.tiers
-    if tiers is None:
-        pieces = [CyclePiece(date.min, start, end)]
-    else:
-        pieces = cycle_pieces(tiers, start, end, usage.zone)
-    if len(pieces) == 1 and components.time_of_use is None:  # tiers only, within one cycle
-        cells: dict[Cell, int] = {(0, None, None): to_units(usage.quantity)}
-    else:
-        weights = _time_weights(components, pieces, usage.zone, day_type_of)
-        cells = _cells(_period_volumes(components, usage, weights), weights)
     if tiers is None:
         energy: dict[Slot, int] = {
             (None, sched, period): u for (_, sched, period), u in cells.items()
         }
         new_state = state
     else:
-        energy, new_state = _tiered(tiers, pieces, cells, state, adjustment)
-    lines = _energy_lines(components, energy) + _surcharge_lines(components, usage.quantity)
+        energy, new_state = _tiered(tiers, layout.pieces, cells, state, adjustment)
+    lines = _energy_lines(memo, energy)
+    if components.surcharges:
+        lines += _surcharge_lines(components, usage.quantity)
     return Priced(lines, new_state, difference)
 
 
@@ -181,6 +190,106 @@ def _surcharge_lines(components: TariffComponents, quantity: Decimal) -> tuple[P
 
 
 Weights = dict[Period | None, dict[tuple[int, int | None], int]]
+Spot = tuple[int, int | None]  # (cycle piece, schedule)
+Spread = tuple[tuple[Spot, ...], tuple[int, ...]]  # spots and their microseconds
+LayoutKey = tuple[object, ...]
+
+MAX_VERSIONS: Final = 64  # versions whose layouts are kept (cleared all at once beyond)
+MAX_LAYOUTS: Final = 1024  # intervals kept per version (idem)
+
+
+class _Layout(NamedTuple):
+    """An interval cut for one version: what pricing needs besides the quantities.
+
+    ``single``: the one (piece, schedule, period) cell all the interval's
+    time is in, if so (always for tiers without time-of-use inside one
+    cycle, which need no weights). ``periods`` and ``period_micros`` are the
+    periods the schedules show and their time; ``spreads`` each one's
+    (piece, schedule) spots and their time; ``everywhere`` the same whatever
+    the period.
+    """
+
+    pieces: tuple[CyclePiece, ...]
+    single: Cell | None
+    periods: tuple[Period | None, ...]
+    period_micros: tuple[int, ...]
+    spreads: dict[Period | None, Spread]
+    everywhere: Spread
+
+
+class _Memo:
+    """What one version keeps between calls: interval layouts and unit prices."""
+
+    __slots__ = ("components", "layouts", "prices")
+
+    def __init__(self, components: TariffComponents) -> None:
+        self.components = components  # held, so its id is not reused while kept
+        self.layouts: dict[LayoutKey, _Layout] = {}
+        self.prices: dict[Slot, Decimal] = {}
+
+    def layout(self, usage: Usage, day_type: DayTypeSource) -> _Layout:
+        start, end = usage.start, usage.end
+        if isinstance(day_type, Set):  # a calendar built for this call: nothing to keep
+            return _layout(self.components, usage, holiday_calendar(day_type))
+        # same tzinfo, fold and wall time: the same instant (== alone ignores fold)
+        zone, fold = usage.time_zone, (start.tzinfo, start.fold, end.tzinfo, end.fold)
+        key: LayoutKey = (start, end, zone, day_type, *fold)
+        found = self.layouts.get(key)
+        if found is None:
+            if len(self.layouts) >= MAX_LAYOUTS:
+                self.layouts.clear()
+            found = self.layouts[key] = _layout(self.components, usage, day_type)
+        return found
+
+    def unit_price(self, tier: int | None, schedule: int | None, period: Period | None) -> Decimal:
+        key = (tier, schedule, period)
+        price = self.prices.get(key)
+        if price is None:
+            price = self.components.unit_price(tier, period, schedule or 0)
+            self.prices[key] = price
+        return price
+
+
+# Keyed by identity, not by value: hashing a frozen version walks all its
+# fields (over a microsecond), while the ingest path hands the same object
+# to every reading of a batch. An equal copy only gets its own memo.
+_MEMOS: dict[int, _Memo] = {}
+
+
+def _memo_of(components: TariffComponents) -> _Memo:
+    memo = _MEMOS.get(id(components))
+    if memo is None or memo.components is not components:
+        if len(_MEMOS) >= MAX_VERSIONS:
+            _MEMOS.clear()
+        memo = _MEMOS[id(components)] = _Memo(components)
+    return memo
+
+
+def _layout(components: TariffComponents, usage: Usage, day_type_of: DayTypeOf) -> _Layout:
+    zone = usage.zone
+    start, end = instants(usage.start, usage.end)
+    tiers = components.tiers
+    if tiers is None:
+        pieces = [CyclePiece(date.min, start, end)]
+    else:
+        pieces = cycle_pieces(tiers, start, end, zone)
+    if len(pieces) == 1 and components.time_of_use is None:
+        return _Layout(tuple(pieces), (0, None, None), (), (), {}, ((), ()))
+    weights = _time_weights(components, pieces, zone, day_type_of)
+    spreads = {period: (tuple(spots), tuple(spots.values())) for period, spots in weights.items()}
+    everywhere = _everywhere(weights)
+    single: Cell | None = None
+    if len(everywhere) == 1 and len(weights) == 1:
+        [(period, ((piece, schedule),))] = [(p, keys) for p, (keys, _) in spreads.items()]
+        single = (piece, schedule, period)
+    return _Layout(
+        tuple(pieces),
+        single,
+        tuple(weights),
+        tuple(sum(spots.values()) for spots in weights.values()),
+        spreads,
+        (tuple(everywhere), tuple(everywhere.values())),
+    )
 
 
 def _time_weights(
@@ -200,37 +309,40 @@ def _time_weights(
 
 
 def _period_volumes(
-    components: TariffComponents, usage: Usage, weights: Weights
+    components: TariffComponents,
+    registers: Mapping[Period, Decimal] | None,
+    total: int,
+    layout: _Layout,
 ) -> dict[Period | None, int]:
     """The usage's units per period: by registers when they say anything, else by time."""
-    total = to_units(usage.quantity)
-    registers = usage.registers
     if components.time_of_use is None:
         return {None: total}
     if registers and any(registers.values()):
-        periods: list[Period | None] = list(registers)
+        periods: Sequence[Period | None] = list(registers)
         shares = divide_units(total, [to_units(registers[p]) for p in registers])
     else:
-        periods = list(weights)
-        shares = divide_units(total, [sum(weights[p].values()) for p in periods])
+        periods = layout.periods
+        shares = divide_units(total, layout.period_micros)
     return dict(zip(periods, shares, strict=True))
 
 
-def _cells(volumes: Mapping[Period | None, int], weights: Weights) -> dict[Cell, int]:
+def _cells(volumes: Mapping[Period | None, int], layout: _Layout) -> dict[Cell, int]:
     """Each period's units spread over its (cycle piece, schedule) pro rata by its time.
 
     A period the schedules never show in the interval (registers only) is
     spread by the interval's time as a whole.
     """
     cells: dict[Cell, int] = {}
+    spreads = layout.spreads
     for period, units in volumes.items():
         if not units:
             continue
-        spots = weights.get(period) or _everywhere(weights)
-        keys = list(spots)
-        for (piece, schedule), share in zip(
-            keys, divide_units(units, [spots[key] for key in keys]), strict=True
-        ):
+        keys, micros = spreads.get(period) or layout.everywhere
+        if len(keys) == 1:
+            piece, schedule = keys[0]
+            cells[(piece, schedule, period)] = units
+            continue
+        for (piece, schedule), share in zip(keys, divide_units(units, micros), strict=True):
             if share:
                 cells[(piece, schedule, period)] = share
     return cells
@@ -263,7 +375,7 @@ def _opening(tiers: Tiers, state: TierState | None, first_cycle: date) -> int:
 
 def _tiered(
     tiers: Tiers,
-    pieces: list[CyclePiece],
+    pieces: Sequence[CyclePiece],
     cells: Mapping[Cell, int],
     state: TierState | None,
     adjustment: AccountTierAdjustment | None,
@@ -271,30 +383,61 @@ def _tiered(
     """Cells re-keyed by (tier, schedule, period), each cycle's tiers from its opening use."""
     bounds = tiers.boundaries_in_units(adjustment)
     consumed = _opening(tiers, state, pieces[0].cycle_start)
-    energy: dict[Slot, int] = defaultdict(int)
+    if len(pieces) == 1:  # the usual case: every cell is in the one cycle piece
+        used = sum(cells.values())
+        if not used:
+            return {}, TierState.counted(pieces[0].cycle_start, consumed)
+        # a step covers (previous bound, bound]: the steps of the first and last unit
+        first, last = bisect_left(bounds, consumed + 1), bisect_left(bounds, consumed + used)
+        if first == last:  # within one step: every cell whole in it
+            energy: dict[Slot, int] = {
+                (first + 1, schedule, period): units
+                for (_, schedule, period), units in cells.items()
+            }
+        else:
+            energy = {}
+            _add_tiers(energy, list(cells.items()), split_by_tiers(consumed, used, bounds))
+        return energy, TierState.counted(pieces[0].cycle_start, consumed + used)
+    energy = defaultdict(int)
     for index in range(len(pieces)):
         if index:
             consumed = 0
         rows = [(key, units) for key, units in cells.items() if key[0] == index]
         used = sum(units for _, units in rows)
         if used:
-            steps = split_by_tiers(consumed, used, bounds)
-            table = split_table([units for _, units in rows], steps)
-            for ((_, schedule, period), _), row in zip(rows, table, strict=True):
-                for tier, units in enumerate(row, start=1):
-                    if units:
-                        energy[(tier, schedule, period)] += units
+            _add_tiers(energy, rows, split_by_tiers(consumed, used, bounds))
         consumed += used
-    return energy, TierState(pieces[-1].cycle_start, from_units(consumed))
+    return energy, TierState.counted(pieces[-1].cycle_start, consumed)
 
 
-def _energy_lines(
-    components: TariffComponents, energy: Mapping[Slot, int]
-) -> tuple[PriceLine, ...]:
-    merged: dict[tuple[int | None, Period | None, Decimal], int] = defaultdict(int)
+def _add_tiers(energy: dict[Slot, int], rows: list[tuple[Cell, int]], steps: list[int]) -> None:
+    """Add the cells of one cycle piece, split over the tiers ``steps``, to ``energy``."""
+    nonzero = [tier for tier, units in enumerate(steps, start=1) if units]
+    if len(nonzero) == 1:  # within one tier: every cell whole in it
+        tier = nonzero[0]
+        for (_, schedule, period), units in rows:
+            slot = (tier, schedule, period)
+            energy[slot] = energy.get(slot, 0) + units
+        return
+    table = split_table([units for _, units in rows], steps)
+    for ((_, schedule, period), _), row in zip(rows, table, strict=True):
+        for tier, units in enumerate(row, start=1):
+            if units:
+                slot = (tier, schedule, period)
+                energy[slot] = energy.get(slot, 0) + units
+
+
+def _energy_lines(memo: _Memo, energy: Mapping[Slot, int]) -> tuple[PriceLine, ...]:
+    if len(energy) == 1:  # the usual case: one tier, one period
+        [(slot, units)] = energy.items()
+        tier, schedule, period = slot
+        price = memo.prices.get(slot) or memo.unit_price(tier, schedule, period)
+        quantity = from_units(units)
+        return (PriceLine(ENERGY, tier, period, quantity, price, quantity * price),)
+    merged: dict[tuple[int | None, Period | None, Decimal], int] = {}
     for (tier, schedule, period), units in energy.items():
-        price = components.unit_price(tier, period, schedule or 0)
-        merged[(tier, period, price)] += units
+        key = (tier, period, memo.unit_price(tier, schedule, period))
+        merged[key] = merged.get(key, 0) + units
     lines = []
     for tier, period, price in sorted(merged, key=_line_order):
         quantity = from_units(merged[(tier, period, price)])

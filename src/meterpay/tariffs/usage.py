@@ -21,10 +21,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from meterpay.kernel.clock import require_aware
 from meterpay.kernel.errors import Conflict, InvalidInput
 from meterpay.kernel.quantity import InvalidQuantity, parse_quantity
+from meterpay.tariffs.apportion import from_units
 from meterpay.tariffs.fields import set_field
 from meterpay.tariffs.tou import PERIOD_ORDER, Period
 
 DEFAULT_TIME_ZONE: Final = "Asia/Shanghai"
+MAX_TRUSTED_UNITS: Final = 10**24  # far inside the 28 digits of a Decimal
+_new: Final = object.__new__
+_set: Final = object.__setattr__
 
 
 class InvalidUsage(InvalidInput):
@@ -58,6 +62,21 @@ class TierState:
         if isinstance(self.cycle_start, datetime) or not isinstance(self.cycle_start, date):
             raise InvalidUsage(f"cycle_start must be a date, got {self.cycle_start!r}")
         set_field(self, "consumed", _quantity(self.consumed, "consumed"))
+
+    @classmethod
+    def counted(cls, cycle_start: date, units: int) -> TierState:
+        """The state after pricing: ``units`` of 0.0001 used since ``cycle_start``.
+
+        Pricing's own result, already valid (a date, whole non-negative units),
+        so it skips the checks of the constructor unless the count is too large
+        to be sure of (the constructor then refuses it as it would).
+        """
+        if not 0 <= units < MAX_TRUSTED_UNITS or type(cycle_start) is not date:
+            return cls(cycle_start, from_units(units))
+        state = _new(cls)
+        _set(state, "cycle_start", cycle_start)
+        _set(state, "consumed", from_units(units))
+        return state
 
 
 @dataclass(frozen=True, slots=True)
