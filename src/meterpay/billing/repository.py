@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import Connection, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
+from meterpay.db.bulk import upsert_many
 from meterpay.db.schema import tier_states
 from meterpay.tariffs.rules import TierState
 
@@ -63,12 +63,4 @@ def save_tier_states(conn: Connection, states: Mapping[int, TierState | None]) -
         for aid, s in sorted(states.items())
         if s is not None
     ]
-    if not rows:
-        return
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(tier_states)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[tier_states.c.account_id, tier_states.c.cycle_start],
-        set_={"consumed": stmt.excluded.consumed},
-    )
-    conn.execute(stmt, rows)
+    upsert_many(conn, tier_states, ("account_id", "cycle_start"), ("consumed",), rows)

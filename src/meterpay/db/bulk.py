@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
+from sqlalchemy.dialects import sqlite
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -133,6 +134,40 @@ def update_many(
         cursor.execute(sql, arrays)
 
 
+def upsert_many(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    """Insert rows, or set ``columns`` of the rows whose ``keys`` exist: one statement
+    on PostgreSQL (arrays through ``unnest``), executemany elsewhere. Keys must be
+    unique within ``rows``."""
+    if not rows:
+        return
+    if not is_postgres(conn):
+        stmt = sqlite.insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c[k] for k in keys],
+            set_={c: stmt.excluded[c] for c in columns},
+        )
+        conn.execute(stmt, [{c: r[c] for c in (*keys, *columns)} for r in rows])
+        return
+    names = (*keys, *columns)
+    stored = stored_values(conn, table, names, rows)
+    arrays = [_array_literal(col) for col in zip(*stored, strict=True)]
+    unnest = ", ".join(f"CAST(%s AS {_array_type(table, n)}[])" for n in names)
+    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+    # Names come from our own Table objects; every value is a bound parameter.
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({unnest}) "  # noqa: S608
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    )
+    with _dbapi(conn).cursor() as cursor:
+        cursor.execute(sql, arrays)
+
+
 def _array_literal(values: Sequence[Any]) -> str:
     """A PostgreSQL array literal of ints or times (no strings: nothing to escape)."""
     items = []
@@ -143,7 +178,7 @@ def _array_literal(values: Sequence[Any]) -> str:
             items.append("true" if value else "false")
         elif isinstance(value, int):
             items.append(str(value))
-        elif isinstance(value, datetime):
+        elif isinstance(value, date):  # datetimes too (a datetime is a date)
             items.append('"' + value.isoformat() + '"')
         else:
             raise TypeError(f"update_many takes ints and times, not {type(value).__name__}")
@@ -158,6 +193,7 @@ def _array_type(table: Table, name: str) -> str:
         "BigInteger": "bigint",
         "Integer": "bigint",
         "DateTime": "timestamptz",
+        "Date": "date",
         "String": "text",
         "Boolean": "boolean",
     }.get(kind, "text")
