@@ -13,9 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -25,19 +23,12 @@ from meterpay.db import schema
 from meterpay.runtime import Runtime
 from meterpay.web.app import create_app
 from tests.conftest import START
+from tests.integration.http import API, Json, created, error, ok
 
-API = "/api/v1"
 INSTALLED = START - timedelta(days=1)
 A_YEAR_AGO = START - timedelta(days=365)
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
 WITH_OFFSET = re.compile(r"(Z|[+-]\d{2}:\d{2})$")
-Json = dict[str, Any]
-
-
-@pytest.fixture
-def api(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt)) as client:
-        yield client
 
 
 # --- readable helpers -------------------------------------------------------------------------
@@ -45,29 +36,6 @@ def api(rt: Runtime) -> Iterator[TestClient]:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat()
-
-
-def created(response: httpx.Response) -> Json:
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def ok(response: httpx.Response) -> Json:
-    assert response.status_code == 200, response.text
-    body: Json = response.json()
-    return body
-
-
-def error(response: httpx.Response, status: int, code: str) -> Json:
-    """The error body, after checking its status, shape and stable code."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert list(body) == ["error"]
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    found: Json = body["error"]
-    return found
 
 
 def at(moment: str) -> datetime:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -11,17 +9,9 @@ from meterpay.cli import main
 from meterpay.kernel.quantity import Utility
 from meterpay.metering.ingest import ingest_readings
 from meterpay.runtime import Runtime
-from meterpay.web.app import create_app
+from tests.integration.http import API
 from tests.integration.test_resale import _site_with_shops
 from tests.integration.test_tariff_billing import BEIJING, _home, _readings
-
-API = "/api/v1"
-
-
-@pytest.fixture
-def api(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt)) as client:
-        yield client
 
 
 def test_the_monthly_fee_run_charges_once_over_http(api: TestClient, rt: Runtime) -> None:

@@ -9,11 +9,10 @@ and on PostgreSQL (the ``rt`` fixture).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -25,17 +24,9 @@ from meterpay.tariffs.components import TariffComponents
 from meterpay.tariffs.files import FileFormat, load_tariff
 from meterpay.tariffs.reference import BEIJING_POWER as BEIJING
 from meterpay.tariffs.reference import BEIJING_WATER, SHANGHAI_TOU
-from meterpay.web.app import create_app
+from tests.integration.http import API, Json, created, error, ok
 
-API = "/api/v1"
 NEW_YEAR = "2026-01-01T00:00:00+08:00"
-Json = dict[str, Any]
-
-
-@pytest.fixture
-def api(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt)) as client:
-        yield client
 
 
 @pytest.fixture
@@ -45,25 +36,6 @@ def site_id(api: TestClient) -> int:
 
 
 # --- readable helpers -------------------------------------------------------------------------
-
-
-def created(response: httpx.Response) -> Json:
-    assert response.status_code == 201, response.text
-    body: Json = response.json()
-    return body
-
-
-def ok(response: httpx.Response) -> Json:
-    assert response.status_code == 200, response.text
-    body: Json = response.json()
-    return body
-
-
-def error(response: httpx.Response, status: int, code: str) -> Json:
-    assert response.status_code == status, response.text
-    found: Json = response.json()["error"]
-    assert found["code"] == code
-    return found
 
 
 def define(
