@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert
 
-from meterpay.db.rows import to_model
 from meterpay.db.schema import audit_log
 
 
@@ -57,15 +56,6 @@ def record(
             source_ip=source_ip,
         )
     )
-
-
-def entries_for(conn: Connection, object_type: str, object_id: object) -> list[AuditEntry]:
-    query = (
-        select(audit_log)
-        .where(audit_log.c.object_type == object_type, audit_log.c.object_id == str(object_id))
-        .order_by(audit_log.c.id)
-    )
-    return [to_model(AuditEntry, row) for row in conn.execute(query).mappings()]
 
 
 def _jsonable(values: Mapping[str, Any] | None) -> dict[str, Any] | None:

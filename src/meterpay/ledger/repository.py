@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, func, select
+from sqlalchemy import Connection, RowMapping, select
 
 from meterpay.db.bulk import copy_rows, update_many
 from meterpay.db.rows import insert_ignoring_conflicts, insert_row
@@ -196,10 +196,6 @@ def stream_transfers(conn: Connection, chunk: int = 10_000) -> Iterator[Transfer
     )
     for row in result.mappings():
         yield _transfer(row)
-
-
-def count_transfers(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(transfers)).scalar_one())
 
 
 def _apply_totals(new: Sequence[Transfer], conn: Connection) -> None:

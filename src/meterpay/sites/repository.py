@@ -41,14 +41,3 @@ def site_of_floor(conn: Connection, floor_id: int) -> int:
     if found is None:
         raise InvalidInput(f"floor {floor_id} does not exist", field="floor_id")
     return int(found)
-
-
-def lock_accounts(conn: Connection, account_ids: set[int]) -> None:
-    """Row-lock accounts in id order (the global lock order; no deadlocks)."""
-    if account_ids and conn.dialect.name == "postgresql":
-        conn.execute(
-            select(accounts.c.id)
-            .where(accounts.c.id.in_(sorted(account_ids)))
-            .order_by(accounts.c.id)
-            .with_for_update()
-        )

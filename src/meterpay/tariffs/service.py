@@ -254,14 +254,6 @@ def list_tariffs(
         ]
 
 
-def tariff_id_by_code(rt: Runtime, site_id: int, code: str) -> int | None:
-    with rt.db.read() as conn:
-        found = conn.execute(
-            select(tariffs.c.id).where(tariffs.c.site_id == site_id, tariffs.c.code == code)
-        ).scalar()
-        return int(found) if found is not None else None
-
-
 def _insert_version(
     conn: Connection,
     tariff_id: int,

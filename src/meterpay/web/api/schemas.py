@@ -21,6 +21,7 @@ from meterpay.kernel.quantity import Utility
 from meterpay.metering.meters import MeterStatus, Protocol, ReadingSource
 from meterpay.sites.model import CustomerKind, UnitKind
 from meterpay.tariffs.components import Period, TariffComponents
+from meterpay.tariffs.reference import BEIJING_POWER
 
 T = TypeVar("T")
 
@@ -178,17 +179,7 @@ class CustomerOut(Out):
     created_at: datetime
 
 
-COMPONENTS_EXAMPLE = {  # 北京居民 一户一表, yearly tiers
-    "energy": {"unit_price": "0.4883"},
-    "tiers": {
-        "cycle": "yearly",
-        "steps": [
-            {"up_to": "2880", "markup": "0"},
-            {"up_to": "4800", "markup": "0.05"},
-            {"up_to": None, "markup": "0.30"},
-        ],
-    },
-}
+COMPONENTS_EXAMPLE = BEIJING_POWER  # 北京居民 一户一表, yearly tiers
 Components = Annotated[
     dict[str, Any],
     Field(
