@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -215,6 +216,8 @@ gateways = Table(
     Column("transport", String(16), nullable=False),
     Column("status", String(16), nullable=False, default="offline"),
     Column("last_seen_at", UTCDateTime(), nullable=True),
+    Column("remote_addr", String(64), nullable=True),
+    Column("connected_at", UTCDateTime(), nullable=True),
 )
 
 meters = Table(
@@ -244,10 +247,14 @@ meters = Table(
     Column("last_peak", Quantity, nullable=True),
     Column("last_flat", Quantity, nullable=True),
     Column("last_valley", Quantity, nullable=True),
+    # Link state: whether the meter answers, apart from whether its readings bill.
+    Column("link_status", String(16), nullable=False, default="unknown", server_default="unknown"),
+    Column("last_heard_at", UTCDateTime(), nullable=True),
     CheckConstraint("utility IN ('electricity', 'water')", name="utility"),
     CheckConstraint("status IN ('active', 'removed', 'faulty')", name="status"),
     CheckConstraint("multiplier >= 1", name="multiplier"),
     Index(None, "account_id"),
+    Index(None, "gateway_id"),
     Index(None, "unit_id"),
     Index(
         "uq_meters_site_id_protocol_address_active",
@@ -294,6 +301,24 @@ readings = Table(
     Column("quality", String(16), nullable=False),
     Column("flags", String(120), nullable=False, default=""),
     Column("consumption", Quantity, nullable=False, default=0),
+)
+
+# Raw frames to and from meters, for technicians (newest last; no foreign keys:
+# a DTU that is not registered yet is logged under its registration id).
+frame_log = Table(
+    "frame_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("gateway_code", String(64), nullable=False),
+    Column("meter_id", Integer, nullable=True),
+    Column("direction", String(4), nullable=False),
+    Column("protocol", String(24), nullable=False),
+    Column("hex", Text, nullable=False),
+    Column("note", String(200), nullable=False, default="", server_default=""),
+    CheckConstraint("direction IN ('rx', 'tx')", name="direction"),
+    Index(None, "gateway_code", "id"),
+    Index(None, "meter_id", "id"),
 )
 
 # Consumption so far in each account's tier cycle (阶梯 billing period).

@@ -59,6 +59,9 @@ class Meter:
     removed_at: datetime | None
     last_read_at: datetime | None
     last_total: Decimal | None
+    link_status: str = "unknown"
+    """Whether the meter answers its link: online, offline or unknown."""
+    last_heard_at: datetime | None = None
 
     @property
     def profile(self) -> MeterProfile:

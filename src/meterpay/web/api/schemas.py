@@ -408,6 +408,8 @@ class MeterOut(Out):
     installed_at: datetime
     last_read_at: datetime | None
     last_total: Annotated[Decimal | None, AsText]
+    link_status: str = Field(description="online, offline or unknown: whether the meter answers")
+    last_heard_at: datetime | None
 
 
 EXTERNAL_SOURCES = frozenset({ReadingSource.HTTP, ReadingSource.MANUAL, ReadingSource.IMPORT})
