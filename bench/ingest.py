@@ -23,17 +23,19 @@
    once every worker has connected and built its pushes) to the last worker's
    last commit, and its ratio against the same COPY. The target is judged on the
    better of the single-process and parallel ratios;
-5. unless ``--no-tiered``: the single-process PostgreSQL run again on its own
+5. unless ``--no-tiered``: the single-process PostgreSQL run again on a second
    scratch database with the same fleet and workload, but every account on a
    tiered + time-of-use tariff (浙江居民: yearly tiers 2760/4800 kWh at mark-ups
    0/0.05/0.30 on the combined volume; peak 08-22 at 0.568, valley 22-08 at
    0.288, split by the readings' timestamps, no registers), each account
    starting the year somewhere in its tiers (some about to cross a boundary).
-   It prints readings/s, the ratio to the same COPY and to the flat
+   Its pushes are timed in turns with the flat run's (flat, tiered, tiered,
+   flat, ...), so whatever else the shared machine does slows both alike. It
+   prints readings/s, the ratio to the same COPY and to the flat
    single-process figure (issue 3: tiered + TOU must stay >= 0.8x flat), and
    checks every meter's charges against the quote of its consumption. A
-   ``CHECKPOINT`` (not timed) before and after it keeps its writes out of the
-   other runs' timings.
+   ``CHECKPOINT`` (not timed) after the single-process runs keeps their writes
+   out of the later runs' timings.
 
 Setup (sites, accounts, meters, baselines) is bulk-inserted through SQLAlchemy
 Core into the same rows the services create, so it takes seconds; only the
@@ -59,7 +61,7 @@ import traceback
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -68,7 +70,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import bindparam, create_engine, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from meterpay.config import Settings
@@ -82,7 +84,6 @@ from meterpay.db.schema import (
     meter_installations,
     meters,
     readings,
-    tier_states,
     units,
 )
 from meterpay.kernel.clock import SystemClock
@@ -351,9 +352,11 @@ def set_up_fleet(
             local_day = work.start.astimezone(ZoneInfo(site.timezone)).date()
             cycle_start = components.tiers.cycle_start_on(local_day)
             conn.execute(
-                insert(tier_states),
+                update(accounts)
+                .where(accounts.c.id == bindparam("account_id"))
+                .values(tier_cycle_start=cycle_start, tier_consumed=bindparam("used")),
                 [
-                    {"account_id": account_id, "cycle_start": cycle_start, "consumed": used}
+                    {"account_id": account_id, "used": used}
                     for account_id, used in zip(account_ids, tier_used, strict=True)
                 ],
             )
@@ -381,17 +384,7 @@ def time_ingest(rt: Runtime, label: str, batches: list[list[ReadingIn]]) -> Run:
     started = time.perf_counter()
     for batch in batches:
         results.append(ingest_readings(rt, batch, actor=ACTOR))
-    seconds = time.perf_counter() - started
-    counts: Counter[str] = Counter()
-    for result in results:
-        counts.update(result.counts)
-    return Run(
-        label,
-        seconds,
-        sum(len(b) for b in batches),
-        counts,
-        sum(r.charged_fen for r in results),
-    )
+    return _run(label, time.perf_counter() - started, batches, results)
 
 
 def time_copy(
@@ -522,30 +515,41 @@ def _fleet(
     return fleet
 
 
-def _on_postgres(opts: Options, work: Workload) -> tuple[Run, Run, str | None, bool]:
-    """Scratch database: setup, COPY baseline, ingest, verify, optional profile; drop."""
-    with _scratch_database() as (name, url):
-        rt = _runtime(url)
-        try:
-            with rt.db.read() as conn:
-                durable = conn.execute(text("SHOW synchronous_commit")).scalar_one()
-            print(f"PostgreSQL (scratch database {name}, synchronous_commit={durable}):")
-            meter_ids = _fleet(rt, work).meter_ids
-            batches = work.batches(meter_ids, opts.batch, range(opts.per_meter))
-            copy = time_copy(url, batches, rt.clock.now())
-            ours = time_ingest(rt, "PostgreSQL ingest_readings", batches)
-            print(_line(copy))
-            print(_line(ours, copy))
-            ok = _check(rt, "PostgreSQL", ours, opts)
-            profile = None
-            if not opts.no_profile:
-                extra = work.batches(
-                    meter_ids, opts.batch, range(opts.per_meter, opts.per_meter + 1)
-                )
-                profile = profile_pushes(rt, extra)
-            return copy, ours, profile, ok
-        finally:
-            rt.db.dispose()
+def time_interleaved(
+    first: tuple[Runtime, str, list[list[ReadingIn]]],
+    second: tuple[Runtime, str, list[list[ReadingIn]]],
+) -> tuple[Run, Run]:
+    """Two ingests timed push by push in turns (ABBA order), so that whatever else the
+    machine does at any moment slows both alike and their ratio stays steady."""
+    (rt_a, label_a, batches_a), (rt_b, label_b, batches_b) = first, second
+    runs: dict[str, list[Any]] = {label_a: [0.0, []], label_b: [0.0, []]}
+    turns = [(rt_a, label_a, batches_a), (rt_b, label_b, batches_b)]
+    for k in range(max(len(batches_a), len(batches_b))):
+        for rt, label, batches in turns if k % 2 == 0 else turns[::-1]:
+            if k < len(batches):
+                started = time.perf_counter()
+                result = ingest_readings(rt, batches[k], actor=ACTOR)
+                runs[label][0] += time.perf_counter() - started
+                runs[label][1].append(result)
+    return (
+        _run(label_a, runs[label_a][0], batches_a, runs[label_a][1]),
+        _run(label_b, runs[label_b][0], batches_b, runs[label_b][1]),
+    )
+
+
+def _run(
+    label: str, seconds: float, batches: list[list[ReadingIn]], results: list[IngestResult]
+) -> Run:
+    counts: Counter[str] = Counter()
+    for result in results:
+        counts.update(result.counts)
+    return Run(
+        label,
+        seconds,
+        sum(len(b) for b in batches),
+        counts,
+        sum(r.charged_fen for r in results),
+    )
 
 
 # --- the tiered + time-of-use measurement ----------------------------------------
@@ -608,43 +612,94 @@ def check_quotes(
     return wrong, expected, crossed
 
 
-def _on_postgres_tiered(
-    opts: Options, work: Workload, copy: Run, flat: Run
-) -> tuple[Run, str | None, bool]:
-    """A scratch database, same fleet and workload, every account on 浙江 tiers + TOU."""
-    components = TariffComponents.from_dict(ZHEJIANG_TOU)
-    tier_used = tier_starts(opts.meters, opts.seed)
-    with _scratch_database() as (name, url):
+@dataclass
+class SingleProcess:
+    """What the single-process PostgreSQL runs found."""
+
+    copy: Run
+    ours: Run
+    tiered: Run | None
+    profiles: dict[str, str]
+    ok: bool
+
+
+def _on_postgres(opts: Options, work: Workload) -> SingleProcess:
+    """Scratch database(s): setup, COPY baseline, ingest (flat, and tiered + TOU timed
+    in turns with it on a second database), verify, quotes, optional profiles; drop."""
+    with ExitStack() as stack:
+        name, url = stack.enter_context(_scratch_database())
         rt = _runtime(url)
-        try:
+        stack.callback(rt.db.dispose)
+        with rt.db.read() as conn:
+            durable = conn.execute(text("SHOW synchronous_commit")).scalar_one()
+        print(f"PostgreSQL (scratch database {name}, synchronous_commit={durable}):")
+        meter_ids = _fleet(rt, work).meter_ids
+        batches = work.batches(meter_ids, opts.batch, range(opts.per_meter))
+        copy = time_copy(url, batches, rt.clock.now())
+        print(_line(copy))
+        flat_label = "PostgreSQL ingest_readings"
+        tiered = None
+        if opts.no_tiered:
+            ours = time_ingest(rt, flat_label, batches)
+        else:
+            t_name, t_url = stack.enter_context(_scratch_database())
+            t_rt = _runtime(t_url)
+            stack.callback(t_rt.db.dispose)
             print(
-                f"PostgreSQL, tiered + time-of-use tariff (scratch database {name}; 浙江居民"
-                " tiers 2760/4800 kWh +0/+0.05/+0.30, peak 08-22 0.568, valley 22-08 0.288):"
+                f"  tiered + time-of-use on scratch database {t_name} (浙江居民 tiers 2760/4800"
+                " kWh +0/+0.05/+0.30, peak 08-22 0.568, valley 22-08 0.288), its pushes timed"
+                " in turns with the flat ones:"
             )
-            fleet = _fleet(rt, work, components, tier_used)
-            batches = work.batches(fleet.meter_ids, opts.batch, range(opts.per_meter))
-            run = time_ingest(rt, "PostgreSQL ingest_readings tiered+TOU", batches)
-            print(_line(run, copy) + f"  {run.rate / flat.rate:.2f}x flat")
-            ok = _check(rt, "PostgreSQL tiered+TOU", run, opts)
-            started = time.perf_counter()
-            wrong, expected, crossed = check_quotes(rt, fleet, work, tier_used, opts.per_meter)
-            print(
-                f"  quotes ({time.perf_counter() - started:.1f} s, not timed):"
-                f" {Decimal(expected) / 100:,} 元 quoted,"
-                f" {'every meter charged as quoted' if not wrong else f'{wrong:,} meters DIFFER'}"
-                f" ({crossed:,} accounts changed tier during the run); flat tariff charged"
-                f" {Decimal(flat.charged_fen) / 100:,} 元 for the same consumption"
+            components = TariffComponents.from_dict(ZHEJIANG_TOU)
+            tier_used = tier_starts(opts.meters, opts.seed)
+            t_fleet = _fleet(t_rt, work, components, tier_used)
+            t_batches = work.batches(t_fleet.meter_ids, opts.batch, range(opts.per_meter))
+            ours, tiered = time_interleaved(
+                (rt, flat_label, batches),
+                (t_rt, "PostgreSQL ingest_readings tiered+TOU", t_batches),
             )
-            ok = ok and not wrong and expected == run.charged_fen
-            profile = None
+        print(_line(ours, copy))
+        ok = _check(rt, "PostgreSQL", ours, opts)
+        profiles = {}
+        if tiered is not None:
+            print(_line(tiered, copy) + f"  {tiered.rate / ours.rate:.2f}x flat")
+            ok = _check(t_rt, "PostgreSQL tiered+TOU", tiered, opts) and ok
+            ok = (
+                _check_quotes(t_rt, t_fleet, work, tier_used, opts=opts, flat=ours, tiered=tiered)
+                and ok
+            )
             if not opts.no_profile:
                 extra = work.batches(
-                    fleet.meter_ids, opts.batch, range(opts.per_meter, opts.per_meter + 1)
+                    t_fleet.meter_ids, opts.batch, range(opts.per_meter, opts.per_meter + 1)
                 )
-                profile = profile_pushes(rt, extra)
-            return run, profile, ok
-        finally:
-            rt.db.dispose()
+                profiles["tiered+TOU"] = profile_pushes(t_rt, extra)
+        if not opts.no_profile:
+            extra = work.batches(meter_ids, opts.batch, range(opts.per_meter, opts.per_meter + 1))
+            profiles["flat"] = profile_pushes(rt, extra)
+        return SingleProcess(copy, ours, tiered, profiles, ok)
+
+
+def _check_quotes(
+    rt: Runtime,
+    fleet: Fleet,
+    work: Workload,
+    tier_used: list[Decimal],
+    *,
+    opts: Options,
+    flat: Run,
+    tiered: Run,
+) -> bool:
+    """Not timed: every tiered meter's charges against the quote of its consumption."""
+    started = time.perf_counter()
+    wrong, expected, crossed = check_quotes(rt, fleet, work, tier_used, opts.per_meter)
+    print(
+        f"  quotes ({time.perf_counter() - started:.1f} s, not timed):"
+        f" {Decimal(expected) / 100:,} 元 quoted,"
+        f" {'every meter charged as quoted' if not wrong else f'{wrong:,} meters DIFFER'}"
+        f" ({crossed:,} accounts changed tier during the run); flat tariff charged"
+        f" {Decimal(flat.charged_fen) / 100:,} 元 for the same consumption"
+    )
+    return not wrong and expected == tiered.charged_fen
 
 
 # --- the parallel measurement: N processes on one database -----------------------
@@ -914,13 +969,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {opts.batch:,} readings per ingest_readings call, one prepaid account per meter,"
         f" flat tariff {PRICE} 元/kWh"
     )
-    copy, ours, profile, ok = _on_postgres(opts, work)
-    tiered = tiered_profile = None
-    if not opts.no_tiered:
-        _checkpoint()  # the flat run's writes, and then the tiered run's own
-        tiered, tiered_profile, tiered_ok = _on_postgres_tiered(opts, work, copy, ours)
-        ok = ok and tiered_ok
-        _checkpoint()
+    single = _on_postgres(opts, work)
+    copy, ours, tiered, ok = single.copy, single.ours, single.tiered, single.ok
+    _checkpoint()  # the single-process runs' writes are not the next run's to pay for
     par = None
     if opts.workers > 1:
         par, par_ok = _on_postgres_parallel(opts, work, copy, ours)
@@ -931,14 +982,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = ok and lite_ok and lite.charged_fen == ours.charged_fen
 
     _summary(opts, copy, ours, par=par, tiered=tiered, lite=lite)
-    if profile is not None:
-        print(
-            "where the time goes (cProfile of one more interval on PostgreSQL, not in the rates):"
-        )
+    for kind, profile in single.profiles.items():
+        print(f"where the time goes, {kind} (cProfile of one more interval, not in the rates):")
         print(profile)
-    if tiered_profile is not None:
-        print("where the time goes, tiered+TOU (cProfile of one more interval, not in the rates):")
-        print(tiered_profile)
     if not ok:
         print("bench.ingest: outcomes or ledger are WRONG (see above)", file=sys.stderr)
     return 0 if ok else 1

@@ -32,4 +32,4 @@ def test_the_schema_goes_down_to_nothing_and_back_up_again(rt: Runtime) -> None:
     assert set(inspect(rt.db.engine).get_table_names()) <= {"alembic_version"}
     _alembic(rt, ("upgrade", "head"))
     assert _tables(rt) == tables_at_head
-    assert {"tier_states", "readings", "transfers"} <= tables_at_head
+    assert {"frame_log", "readings", "transfers"} <= tables_at_head

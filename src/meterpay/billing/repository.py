@@ -1,66 +1,55 @@
-"""Billing state kept beside the charges: tier cycles (阶梯) per account. Never commits."""
+"""Billing state kept beside the charges: each account's tier position (阶梯). Never commits."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection
 
-from meterpay.db.bulk import upsert_many
-from meterpay.db.schema import tier_states
-from meterpay.tariffs.rules import TierState
+from meterpay.db.bulk import update_many
+from meterpay.db.schema import accounts
+from meterpay.kernel.errors import Conflict
+from meterpay.tariffs.usage import TierState
 
 
-def lock_tier_states(conn: Connection, account_ids: set[int]) -> dict[int, TierState | None]:
-    """The latest tier state of each account, under the account's row lock.
+class TierStateMoved(Conflict):
+    """Another transaction moved an account's tier position since this one read it.
 
-    Tiers accumulate per account over all its meters, so two batches pricing
-    different meters of one account must take turns here.
+    Tiers accumulate per account over all its meters; two batches pricing
+    different meters of one account may race. The later one's compare-and-set
+    fails, its transaction rolls back and ingest runs it again from the new
+    position.
     """
-    ordered = sorted(account_ids)
-    if conn.dialect.name == "postgresql":
-        return _lock_and_read_postgres(conn, ordered)
-    latest = (
-        select(tier_states.c.account_id, func.max(tier_states.c.cycle_start).label("start"))
-        .where(tier_states.c.account_id.in_(ordered))
-        .group_by(tier_states.c.account_id)
-        .subquery()
+
+    code = "tier_state_moved"
+
+
+def save_tier_states(
+    conn: Connection,
+    before: Mapping[int, TierState | None],
+    after: Mapping[int, TierState | None],
+) -> None:
+    """Move each account's tier position from ``before`` (as read with its meters)
+    to ``after``, all or nothing; raise ``TierStateMoved`` if one moved meanwhile."""
+    rows = []
+    for account_id, state in after.items():
+        was = before.get(account_id)
+        if state is None or state == was:
+            continue
+        rows.append(
+            {
+                "id": account_id,
+                "tier_cycle_start": state.cycle_start,
+                "tier_consumed": state.consumed,
+                "was_tier_cycle_start": was.cycle_start if was else None,
+                "was_tier_consumed": was.consumed if was else 0,
+            }
+        )
+    guard = ("tier_cycle_start", "tier_consumed")
+    changed = update_many(
+        conn, accounts, "id", ("tier_cycle_start", "tier_consumed"), rows, guard=guard
     )
-    query = select(
-        tier_states.c.account_id, tier_states.c.cycle_start, tier_states.c.consumed
-    ).join(
-        latest,
-        (latest.c.account_id == tier_states.c.account_id)
-        & (latest.c.start == tier_states.c.cycle_start),
-    )
-    found: dict[int, TierState | None] = dict.fromkeys(ordered)
-    for account_id, cycle_start, consumed in conn.execute(query):
-        found[int(account_id)] = TierState(cycle_start, consumed)
-    return found
-
-
-_LOCK = text("SELECT id FROM accounts WHERE id = ANY(:ids) ORDER BY id FOR NO KEY UPDATE")
-_LATEST = text(
-    "SELECT DISTINCT ON (account_id) account_id, cycle_start, consumed FROM tier_states"
-    " WHERE account_id = ANY(:ids) ORDER BY account_id, cycle_start DESC"
-).columns(tier_states.c.account_id, tier_states.c.cycle_start, tier_states.c.consumed)
-
-
-def _lock_and_read_postgres(conn: Connection, ordered: list[int]) -> dict[int, TierState | None]:
-    """Lock (id order), then read in a second statement: only a statement that starts
-    after the locks are held sees what the previous holder committed."""
-    conn.execute(_LOCK, {"ids": ordered})
-    found: dict[int, TierState | None] = dict.fromkeys(ordered)
-    for account_id, cycle_start, consumed in conn.execute(_LATEST, {"ids": ordered}):
-        found[int(account_id)] = TierState(cycle_start, consumed)
-    return found
-
-
-def save_tier_states(conn: Connection, states: Mapping[int, TierState | None]) -> None:
-    """Write each account's state for its cycle (insert or replace), in one statement."""
-    rows = [
-        {"account_id": aid, "cycle_start": s.cycle_start, "consumed": s.consumed}
-        for aid, s in sorted(states.items())
-        if s is not None
-    ]
-    upsert_many(conn, tier_states, ("account_id", "cycle_start"), ("consumed",), rows)
+    if changed != len(rows):
+        raise TierStateMoved(
+            f"{len(rows) - changed} of {len(rows)} accounts' tier positions moved meanwhile"
+        )

@@ -22,7 +22,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection
 
 from meterpay.billing.model import BillingTarget
-from meterpay.billing.repository import lock_tier_states, save_tier_states
+from meterpay.billing.repository import save_tier_states
 from meterpay.billing.rules import PriceVersion, charge_with_carry, pieces_by_version
 from meterpay.db.bulk import copy_rows
 from meterpay.db.schema import charges
@@ -73,6 +73,7 @@ def charge(
     targets: Mapping[int, BillingTarget],
     carries: dict[int, Decimal],
     *,
+    tiers: Mapping[int, TierState | None],
     actor: str,
     now: datetime,
 ) -> dict[int, int]:
@@ -80,11 +81,14 @@ def charge(
     (``schedules`` by tariff id), carrying sub-fen remainders per meter in
     ``carries`` (updated in place); return the amount in fen by reading id.
 
+    ``tiers`` holds each account's tier position as read with its meters; the
+    new positions are written back with a compare-and-set (``TierStateMoved``
+    if another transaction moved one meanwhile: run the batch again).
     Readings are priced in time order, so tiers accumulate as consumption did.
     One charge is rounded once; its amount is shared over the revenue streams
     (energy, each surcharge) by largest remainders, one transfer per stream.
     """
-    states = _tier_states(conn, billables, schedules, targets)
+    states = _tier_states(billables, schedules, targets, tiers)
     amounts: dict[int, int] = {}
     charge_rows: list[dict[str, object]] = []
     postings: list[tuple[Posting, str | None]] = []
@@ -97,27 +101,29 @@ def charge(
         charge_rows.append(_charge_row(b, lines, money.fen, streams, now))
         postings.extend(_postings(b, target, streams))
     if states:
-        save_tier_states(conn, states)
+        save_tier_states(conn, tiers, states)
     copy_rows(conn, charges, CHARGE_COLUMNS, charge_rows)
     ledger.post_fresh(conn, _resolve_revenue(conn, postings), actor=actor, now=now)
     return amounts
 
 
 def _tier_states(
-    conn: Connection,
     billables: Sequence[Billable],
     schedules: dict[int, list[PriceVersion]],
     targets: Mapping[int, BillingTarget],
+    tiers: Mapping[int, TierState | None],
 ) -> dict[int, TierState | None]:
-    tiered = {
-        b.account_id
-        for b in billables
-        if any(
-            v.components is not None and v.components.tiers is not None
-            for v in schedules[targets[b.meter_id].tariff_id]
-        )
+    """The starting positions of the accounts whose tariffs have tiers."""
+    tiered_tariffs = {
+        tariff_id
+        for tariff_id, versions in schedules.items()
+        if any(v.components is not None and v.components.tiers is not None for v in versions)
     }
-    return lock_tier_states(conn, tiered) if tiered else {}
+    return {
+        b.account_id: tiers.get(b.account_id)
+        for b in billables
+        if targets[b.meter_id].tariff_id in tiered_tariffs
+    }
 
 
 def _price(

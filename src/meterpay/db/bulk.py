@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, bindparam, insert, update
+from sqlalchemy import JSON, Boolean, Connection, Date, Integer, Table, bindparam, insert, update
 from sqlalchemy.dialects import sqlite
+
+from meterpay.db.types import ScaledDecimal, UTCDateTime
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -98,40 +101,55 @@ def update_many(
     rows: Sequence[Mapping[str, Any]],
     *,
     increment: bool = False,
-) -> None:
-    """Set (or with ``increment`` add to) ``columns`` of the rows whose ``key`` matches.
+    guard: Sequence[str] = (),
+) -> int:
+    """Set (or with ``increment`` add to) ``columns`` of the rows whose ``key`` matches;
+    return how many rows changed.
 
-    Rows are applied in key order — the global lock order — so concurrent
-    callers never deadlock on them.
+    With ``guard``, a row changes only if each guarded column still holds the
+    value the caller saw, given as ``was_<column>`` (compare-and-set; on
+    PostgreSQL a row another transaction changed meanwhile is compared as it
+    is after that commit). Rows are applied in key order — the global lock
+    order — so concurrent callers never deadlock on them.
     """
     if not rows:
-        return
+        return 0
     ordered = sorted(rows, key=lambda r: r[key])
     if not is_postgres(conn):
         values = {
             c: (table.c[c] + bindparam(f"v_{c}")) if increment else bindparam(f"v_{c}")
             for c in columns
         }
-        stmt = update(table).where(table.c[key] == bindparam("k_key")).values(**values)
-        conn.execute(
-            stmt, [{"k_key": r[key], **{f"v_{c}": r[c] for c in columns}} for r in ordered]
-        )
-        return
-    stored = stored_values(conn, table, [key, *columns], ordered)
-    arrays = [_array_literal(col) for col in zip(*stored, strict=True)]
-    types = [_array_type(table, name) for name in (key, *columns)]
+        where = [table.c[key] == bindparam("k_key")]
+        where += [table.c[g].is_not_distinct_from(bindparam(f"was_{g}")) for g in guard]
+        stmt = update(table).where(*where).values(**values)
+        params = [
+            {"k_key": r[key], **{f"v_{c}": r[c] for c in columns}}
+            | {f"was_{g}": r[f"was_{g}"] for g in guard}
+            for r in ordered
+        ]
+        if guard:  # counted row by row: a driver may not total an executemany's rowcount
+            return sum(conn.execute(stmt, p).rowcount for p in params)
+        return conn.execute(stmt, params).rowcount
+    names = [key, *columns, *(f"was_{g}" for g in guard)]
+    like = {f"was_{g}": g for g in guard}
+    arrays = [
+        _array_of(table.c[like.get(name, name)].type, [r[name] for r in ordered]) for name in names
+    ]
+    types = [_array_type(table, name) for name in (key, *columns, *guard)]
     unnest = ", ".join(f"CAST(%s AS {t}[])" for t in types)
-    names = ", ".join((key, *columns))
     sets = ", ".join(
         f"{c} = {table.name}.{c} + v.{c}" if increment else f"{c} = v.{c}" for c in columns
     )
+    checks = "".join(f" AND {table.name}.{g} IS NOT DISTINCT FROM v.was_{g}" for g in guard)
     # Names come from our own Table objects; every value is a bound parameter.
     sql = (
-        f"UPDATE {table.name} SET {sets} FROM unnest({unnest}) AS v({names}) "  # noqa: S608
-        f"WHERE {table.name}.{key} = v.{key}"
+        f"UPDATE {table.name} SET {sets} FROM unnest({unnest}) AS v({', '.join(names)}) "  # noqa: S608
+        f"WHERE {table.name}.{key} = v.{key}{checks}"
     )
     with _dbapi(conn).cursor() as cursor:
         cursor.execute(sql, arrays)
+        return int(cursor.rowcount)
 
 
 def upsert_many(
@@ -155,8 +173,7 @@ def upsert_many(
         conn.execute(stmt, [{c: r[c] for c in (*keys, *columns)} for r in rows])
         return
     names = (*keys, *columns)
-    stored = stored_values(conn, table, names, rows)
-    arrays = [_array_literal(col) for col in zip(*stored, strict=True)]
+    arrays = [_array_of(table.c[name].type, [r[name] for r in rows]) for name in names]
     unnest = ", ".join(f"CAST(%s AS {_array_type(table, n)}[])" for n in names)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
     # Names come from our own Table objects; every value is a bound parameter.
@@ -168,21 +185,60 @@ def upsert_many(
         cursor.execute(sql, arrays)
 
 
-def _array_literal(values: Sequence[Any]) -> str:
-    """A PostgreSQL array literal of ints or times (no strings: nothing to escape)."""
-    items = []
-    for value in values:
-        if value is None:
-            items.append("NULL")
-        elif isinstance(value, bool):
-            items.append("true" if value else "false")
-        elif isinstance(value, int):
-            items.append(str(value))
-        elif isinstance(value, date):  # datetimes too (a datetime is a date)
-            items.append('"' + value.isoformat() + '"')
-        else:
-            raise TypeError(f"update_many takes ints and times, not {type(value).__name__}")
-    return "{" + ",".join(items) + "}"
+def _array_of(column_type: Any, values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal of a column's values, as the column stores them.
+
+    Only numbers, dates and times (nothing to escape). One converter per column,
+    not a type test per value: this is the hot path of every ingest batch.
+    """
+    text_of = _literal_converter(column_type)
+    return "{" + ",".join("NULL" if v is None else text_of(v) for v in values) + "}"
+
+
+def _literal_converter(column_type: Any) -> Callable[[Any], str]:
+    if isinstance(column_type, ScaledDecimal):
+        return _scaled(column_type.places)
+    if isinstance(column_type, UTCDateTime):
+        return _aware_time
+    impl = getattr(column_type, "impl", column_type)
+    if isinstance(impl, Boolean):
+        return lambda v: "true" if v else "false"
+    if isinstance(impl, Integer):  # BigInteger too
+        return _whole
+    if isinstance(impl, Date):
+        return _day
+    raise TypeError(f"update_many takes numbers and times, not {type(column_type).__name__}")
+
+
+def _scaled(places: int) -> Callable[[Any], str]:
+    def text_of(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, Decimal | int):
+            raise TypeError(f"a scaled decimal takes Decimal or int, got {value!r}")
+        scaled = Decimal(value).scaleb(places)
+        whole = int(scaled)
+        if whole != scaled:
+            raise ValueError(f"{value} has more than {places} decimals")
+        return str(whole)
+
+    return text_of
+
+
+def _aware_time(value: Any) -> str:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(f"{value!r} is not a timezone-aware datetime")
+    return '"' + value.isoformat() + '"'
+
+
+def _whole(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"an integer column takes int, got {value!r}")
+    return str(value)
+
+
+def _day(value: Any) -> str:
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise TypeError(f"a date column takes a date, got {value!r}")
+    return value.isoformat()
 
 
 def _array_type(table: Table, name: str) -> str:

@@ -197,6 +197,10 @@ accounts = Table(
     Column("reconnect_fen", BigInteger, nullable=True),
     Column("opened_at", UTCDateTime(), nullable=False),
     Column("closed_at", UTCDateTime(), nullable=True),
+    # Where the account stands in its tier cycle (阶梯): the cycle's first day and the
+    # use counted in it so far; moved by each charge on a tiered tariff.
+    Column("tier_cycle_start", Date, nullable=True),
+    Column("tier_consumed", Quantity, nullable=False, default=0, server_default="0"),
     UniqueConstraint("site_id", "number"),
     CheckConstraint("utility IN ('electricity', 'water')", name="utility"),
     CheckConstraint("status IN ('open', 'closed')", name="status"),
@@ -319,15 +323,6 @@ frame_log = Table(
     CheckConstraint("direction IN ('rx', 'tx')", name="direction"),
     Index(None, "gateway_code", "id"),
     Index(None, "meter_id", "id"),
-)
-
-# Consumption so far in each account's tier cycle (阶梯 billing period).
-tier_states = Table(
-    "tier_states",
-    metadata,
-    Column("account_id", ForeignKey("accounts.id"), primary_key=True),
-    Column("cycle_start", Date, primary_key=True),
-    Column("consumed", Quantity, nullable=False, default=0),
 )
 
 charges = Table(

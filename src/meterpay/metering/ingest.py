@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 
+from meterpay.billing.repository import TierStateMoved
 from meterpay.billing.rules import PriceVersion
 from meterpay.billing.service import Billable, charge
 from meterpay.db.engine import TRANSIENT_RETRIES, is_transient
@@ -90,13 +91,14 @@ def ingest_readings(rt: Runtime, batch: Sequence[ReadingIn], *, actor: str) -> I
 
 
 def _ingest_chunk(rt: Runtime, chunk: Sequence[ReadingIn], actor: str) -> list[ReadingOutcome]:
-    """One transaction; run again after a deadlock (ingest is idempotent)."""
+    """One transaction; run again after a deadlock or a tier race (ingest is idempotent)."""
     for attempt in range(TRANSIENT_RETRIES):
         try:
             with rt.db.write() as conn:
                 return ingest_in(rt, conn, chunk, actor=actor)
-        except DBAPIError as exc:
-            if not is_transient(exc) or attempt == TRANSIENT_RETRIES - 1:
+        except (DBAPIError, TierStateMoved) as exc:
+            transient = isinstance(exc, TierStateMoved) or is_transient(exc)
+            if not transient or attempt == TRANSIENT_RETRIES - 1:
                 raise
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311  jitter only
     raise AssertionError("unreachable")
@@ -153,7 +155,10 @@ def ingest_in(
         and (target := targets.get(r.meter_id)) is not None
     ]
     carries = {mid: meters_by_id[mid].carry for mid in cursors}
-    amounts = charge(conn, billables, schedules, targets, carries, actor=actor, now=now)
+    tiers = {t.account_id: meters_by_id[mid].tier for mid, t in targets.items()}
+    amounts = charge(
+        conn, billables, schedules, targets, carries, tiers=tiers, actor=actor, now=now
+    )
     repo.advance_cursors(conn, cursors, carries, moved_registers)
     return [_outcome(r, v, ids, amounts) for r, v, _ in judged]
 

@@ -30,6 +30,8 @@ from meterpay.metering.meters import Meter
 from meterpay.metering.model import LastAccepted, MeterProfile
 from meterpay.metering.rules import Registers
 from meterpay.sites.model import revenue_code
+from meterpay.tariffs.apportion import to_units
+from meterpay.tariffs.usage import TierState
 
 
 def meter(conn: Connection, meter_id: int, *, lock: bool = False) -> Meter:
@@ -46,6 +48,8 @@ class MeterState(NamedTuple):
     carry: Decimal
     account: BillingTarget | None
     registers: Registers | None = None
+    tier: TierState | None = None
+    """The account's tier position as read with this row (None before its first cycle)."""
 
 
 def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterState]:
@@ -73,6 +77,8 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             accounts.c.tariff_id,
             accounts.c.wallet_id,
             accounts.c.utility,
+            accounts.c.tier_cycle_start,
+            accounts.c.tier_consumed,
             sites.c.code,
             sites.c.timezone,
         )
@@ -106,6 +112,8 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             tariff_id,
             wallet_id,
             utility,
+            cycle_start,
+            consumed,
             site_code,
             time_zone,
         ) = row
@@ -121,7 +129,10 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             if any(v is not None for v in (tip, peak, flat, valley))
             else None
         )
-        found[meter_id] = MeterState(meter_id, profile, removed_at, last, carry, target, registers)
+        tier = TierState.counted(cycle_start, to_units(consumed)) if cycle_start else None
+        found[meter_id] = MeterState(
+            meter_id, profile, removed_at, last, carry, target, registers, tier
+        )
     return found
 
 
