@@ -96,8 +96,10 @@ def _add_tariff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     quote.set_defaults(run=_tariff_quote)
 
     from meterpay.billing_cli import add_billing_commands
+    from meterpay.frame_cli import add_frame_commands
 
     add_billing_commands(sub, _actor())
+    add_frame_commands(sub)
 
 
 def _serve(args: argparse.Namespace) -> int:

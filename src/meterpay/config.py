@@ -31,6 +31,42 @@ class Settings(BaseSettings):
         default="",
         description="comma-separated API tokens accepted on /api/v1 (empty: API open, demo only)",
     )
+    push_max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="largest NB-IoT platform push body accepted (413 above)",
+    )
+
+    # --- MQTT link (meterpay.links.mqtt; docs/mqtt.md) ---
+    mqtt_broker_url: str = Field(
+        default="mqtt://127.0.0.1:1883", description="mqtt://[user[:password]@]host[:port]"
+    )
+    mqtt_client_id: str = Field(
+        default="",
+        max_length=64,
+        description="stable per consumer process (its persistent session); empty: meterpay-<host>",
+    )
+    mqtt_group: str = Field(
+        default="meterpay", pattern=r"^[0-9A-Za-z_.-]{1,64}$", description="shared subscription"
+    )
+    mqtt_topic_prefix: str = Field(
+        default="meterpay/v1", pattern=r"^[^#+$/][^#+]*[^#+/]$", description="topics' prefix"
+    )
+    mqtt_batch_readings: int = Field(default=2000, ge=1, le=50_000)
+    mqtt_batch_ms: int = Field(
+        default=200, ge=1, le=60_000, description="longest wait to fill a batch"
+    )
+    mqtt_receive_maximum: int = Field(
+        default=1000, ge=1, le=65_535, description="unacknowledged messages the broker may send"
+    )
+    mqtt_session_expiry_seconds: int = Field(
+        default=7 * 24 * 3600, ge=0, description="how long the broker keeps a consumer's session"
+    )
+    mqtt_keepalive_seconds: int = Field(default=30, ge=5, le=3600)
+    mqtt_ingest_threads: int = Field(
+        default=4, ge=1, le=32, description="gateways ingested in parallel within a batch"
+    )
 
     @field_validator("database_url")
     @classmethod

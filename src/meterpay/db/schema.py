@@ -426,3 +426,21 @@ audit_log = Table(
     Column("reason", String(500), nullable=False, default=""),
     Index(None, "object_type", "object_id"),
 )
+
+# --- NB-IoT platform push (CTWing, OneNET) — begin ---------------------------------------
+# One row per push gateway (transport ``http``): which platform pushes to it, the shared
+# token (OneNET signs with it, so it is kept as given, not hashed), how pushed devices map
+# to meter addresses and which decoded fields make a reading (``push_formats.FieldMapping``).
+push_endpoints = Table(
+    "push_endpoints",
+    metadata,
+    Column("gateway_id", ForeignKey("gateways.id"), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("token", String(128), nullable=False),
+    Column("address_by", String(16), nullable=False),
+    Column("fields", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("platform IN ('ctwing', 'onenet')", name="platform"),
+    CheckConstraint("address_by IN ('imei', 'device_id')", name="address_by"),
+)
+# --- NB-IoT platform push — end -----------------------------------------------------------

@@ -21,7 +21,7 @@ from meterpay.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
 from meterpay.kernel.money import InvalidAmount
 from meterpay.kernel.quantity import InvalidQuantity
 from meterpay.runtime import Runtime
-from meterpay.web.api import routes
+from meterpay.web.api import push_routes, routes
 
 _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
@@ -40,6 +40,8 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     app.state.runtime = rt
     app.include_router(routes.router, prefix="/api/v1")
+    # Platforms (CTWing, OneNET) sign their pushes themselves: no bearer dependency there.
+    app.include_router(push_routes.router, prefix="/api/v1")
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

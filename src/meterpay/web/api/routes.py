@@ -13,7 +13,7 @@ from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import ReadingIn
 from meterpay.sites import service as sites
 from meterpay.sites.model import Account
-from meterpay.web.api import billing_routes, link_routes, tariff_routes
+from meterpay.web.api import billing_routes, link_routes, push_routes, tariff_routes
 from meterpay.web.api import schemas as s
 from meterpay.web.api.deps import Actor, Rt, caller
 
@@ -314,6 +314,7 @@ def cash_top_up(account_id: int, body: s.TopUpIn, rt: Rt, actor: Actor) -> Any:
 router.include_router(tariff_routes.router)
 router.include_router(billing_routes.router)
 router.include_router(link_routes.router)
+router.include_router(push_routes.config_router)  # platforms' own endpoints: web/app.py
 
 
 # --- meters and readings --------------------------------------------------------------------
