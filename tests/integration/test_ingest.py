@@ -280,3 +280,22 @@ def test_consumption_before_any_tariff_is_kept_and_billed_once_a_price_exists(
     second = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "12")], actor="test")
     assert second.outcomes[0].consumption == "12.0000"
     assert second.charged_fen > 0
+
+
+def test_a_gap_and_a_skewed_meter_clock_are_flagged_and_billed_as_usual(rt: Runtime) -> None:
+    """A reading after six hours away bills its whole advance; a clock 10 minutes off is noted."""
+    home = a_home(rt)
+    rt.clock.advance(timedelta(hours=7))  # type: ignore[attr-defined]
+    now = rt.clock.now()
+    skewed = ReadingIn(
+        home.meter.id,
+        now,
+        Decimal("12"),
+        ReadingSource.DTU,
+        meter_time=now - timedelta(minutes=10),
+    )
+    result = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "10"), skewed], actor="test")
+    first, second = result.outcomes
+    assert (first.quality, first.flags) == ("valid", ("gap",))
+    assert (second.quality, second.flags) == ("valid", ("clock_skew",))
+    assert result.charged_fen == round(12 * 4883 / 100)

@@ -18,7 +18,7 @@ from meterpay.metering.model import (
     QualityFlag,
     ReadingQuality,
 )
-from meterpay.metering.rules import assess_reading, register_deltas
+from meterpay.metering.rules import assess_reading, register_deltas, with_link_flags
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -424,3 +424,51 @@ def test_a_register_going_backwards_means_price_by_time_instead() -> None:
     after = (None, Decimal("500"), None, Decimal("500"))
     assert register_deltas(MeterProfile(), before, after) is None
     assert register_deltas(MeterProfile(), None, after) is None
+
+
+def test_a_long_billed_interval_is_flagged_as_a_gap_and_still_billed() -> None:
+    """Six hours without a reading bills the whole advance, flagged so a person can see why."""
+    verdict = assess(PLAIN, LastAccepted(T0, d("10")), T0 + 6 * HOUR, "16")
+    flagged = with_link_flags(
+        verdict,
+        elapsed=6 * HOUR,
+        gap_after=3 * HOUR,
+        meter_time=None,
+        received_at=T0 + 6 * HOUR,
+        skew_tolerance=timedelta(minutes=5),
+    )
+    assert (flagged.quality, flagged.consumption) == (ReadingQuality.VALID, d("6.0000"))
+    assert flagged.flags == (QualityFlag.GAP,)
+
+
+@given(st.integers(min_value=-3600, max_value=3600))
+def test_a_meter_clock_is_flagged_exactly_when_it_is_off_beyond_the_tolerance(
+    seconds: int,
+) -> None:
+    """The clock flag changes nothing billed, whichever way the clock is off."""
+    now = T0 + HOUR
+    verdict = assess(PLAIN, LastAccepted(T0, d("10")), now, "11")
+    flagged = with_link_flags(
+        verdict,
+        elapsed=HOUR,
+        gap_after=3 * HOUR,
+        meter_time=now + timedelta(seconds=seconds),
+        received_at=now,
+        skew_tolerance=timedelta(minutes=5),
+    )
+    assert (flagged.consumption, flagged.quality) == (verdict.consumption, verdict.quality)
+    assert (QualityFlag.CLOCK_SKEW in flagged.flags) is (abs(seconds) > 300)
+
+
+def test_a_late_reading_is_never_flagged_as_a_gap() -> None:
+    """Only billed intervals can be gaps: a late reading bills nothing."""
+    late = assess(PLAIN, LastAccepted(T0, d("10")), T0 - HOUR, "9")
+    flagged = with_link_flags(
+        late,
+        elapsed=None,
+        gap_after=HOUR,
+        meter_time=None,
+        received_at=T0,
+        skew_tolerance=timedelta(minutes=5),
+    )
+    assert flagged == late

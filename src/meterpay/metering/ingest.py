@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
@@ -43,9 +43,16 @@ from meterpay.metering.rules import (
     assess_reading,
     assess_without_tariff,
     register_deltas,
+    with_link_flags,
 )
 from meterpay.runtime import Runtime
 from meterpay.tariffs.repository import price_schedules
+
+
+class Tolerances(NamedTuple):
+    future: timedelta
+    gap_after: timedelta
+    clock_skew: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +127,11 @@ def ingest_in(
     cursors: dict[int, LastAccepted] = {}
     moved_registers: dict[int, Registers | None] = {}
     deltas: dict[tuple[int, datetime], dict[str, Decimal] | None] = {}
-    tolerance = rt.settings.future_tolerance
+    tolerance = Tolerances(
+        rt.settings.future_tolerance,
+        timedelta(minutes=rt.settings.gap_after_minutes),
+        timedelta(seconds=rt.settings.clock_skew_tolerance_seconds),
+    )
     for r in chunk:  # sorted by meter, then time
         if (r.meter_id, r.read_at) in seen:
             judged.append((r, None, None))
@@ -174,17 +185,24 @@ def _judge(
     r: ReadingIn,
     *,
     now: datetime,
-    tolerance: timedelta,
+    tolerance: Tolerances,
     schedules: dict[int, list[PriceVersion]],
 ) -> Assessment:
     if meter.removed_at is not None and r.read_at > meter.removed_at:
         return assess_after_removal()
     verdict = assess_reading(
-        meter.profile, last, r.read_at, r.total, now, future_tolerance=tolerance
+        meter.profile, last, r.read_at, r.total, now, future_tolerance=tolerance.future
     )
     if verdict.billed and _unpriced(meter, last, schedules):
         return assess_without_tariff()
-    return verdict
+    return with_link_flags(
+        verdict,
+        elapsed=r.read_at - last.read_at if last is not None else None,
+        gap_after=tolerance.gap_after,
+        meter_time=r.meter_time,
+        received_at=now,
+        skew_tolerance=tolerance.clock_skew,
+    )
 
 
 def _unpriced(

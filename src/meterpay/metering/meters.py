@@ -87,3 +87,6 @@ class ReadingIn:
     flat: Decimal | None = None
     valley: Decimal | None = None
     status_word: int | None = None
+    meter_time: datetime | None = None
+    """The meter's own clock when the reading was taken, if the link read it (polled
+    meters are stamped with our time; their clock is only checked)."""

@@ -44,6 +44,11 @@ class QualityFlag(StrEnum):
     """Taken after the meter was removed (replaced): someone is still reading it."""
     NO_TARIFF = "no_tariff"
     """No tariff version was in force for the interval: priced once one is."""
+    GAP = "gap"
+    """Billed over an interval much longer than usual (the meter was away): the
+    consumption is spread over the whole interval by time for TOU and tiers."""
+    CLOCK_SKEW = "clock_skew"
+    """The meter's own clock is off from ours by more than the tolerance: sync it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,30 @@ def _register_can_show(profile: MeterProfile, total: Decimal) -> bool:
     return profile.register_capacity is None or total < profile.register_capacity
 
 
+def with_link_flags(
+    verdict: Assessment,
+    *,
+    elapsed: timedelta | None,
+    gap_after: timedelta,
+    meter_time: datetime | None,
+    received_at: datetime,
+    skew_tolerance: timedelta,
+) -> Assessment:
+    """``verdict`` with what the link tells besides the register: a billed interval
+    longer than ``gap_after`` (GAP), a meter clock off by more than ``skew_tolerance``
+    from ours (CLOCK_SKEW). Neither changes what is billed."""
+    extra: list[QualityFlag] = []
+    if verdict.billed and elapsed is not None and elapsed > gap_after:
+        extra.append(QualityFlag.GAP)
+    if meter_time is not None and abs(require_aware(meter_time) - received_at) > skew_tolerance:
+        extra.append(QualityFlag.CLOCK_SKEW)
+    if not extra:
+        return verdict
+    return Assessment(
+        verdict.quality, (*verdict.flags, *extra), verdict.consumption, verdict.advances
+    )
+
+
 def _suspect(flag: QualityFlag) -> Assessment:
     return Assessment(ReadingQuality.SUSPECT, (flag,), _ZERO, advances=False)
 
