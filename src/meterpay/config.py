@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     future_tolerance_seconds: int = Field(
         default=300, ge=0, description="how far ahead of our clock a meter's time may run"
     )
+    gap_after_minutes: int = Field(
+        default=180, ge=1, description="a billed interval longer than this is flagged a gap"
+    )
+    clock_skew_tolerance_seconds: int = Field(
+        default=300, ge=1, description="a meter clock further off than this is flagged"
+    )
     partitions_ahead_months: int = Field(default=3, ge=1, le=24)
     ingest_batch_size: int = Field(default=2000, ge=1, le=50_000)
     api_tokens: str = Field(
@@ -67,6 +73,24 @@ class Settings(BaseSettings):
     mqtt_ingest_threads: int = Field(
         default=4, ge=1, le=32, description="gateways ingested in parallel within a batch"
     )
+
+    # --- DTU link (meterpay.links.dtu_server; docs/links.md) ---
+    dtu_host: str = Field(default="0.0.0.0", description="where the DTU listener binds")  # noqa: S104  DTUs dial in from the carrier's network
+    dtu_port: int = Field(default=9000, ge=0, le=65535, description="0: any free port")
+    dtu_registration_pattern: str = Field(
+        default=r"^\s*([\x21-\x7e]{1,64})\s*$",
+        description="regex over the first packet (latin-1); group 1 is the DTU's id",
+    )
+    dtu_registration_timeout_s: float = Field(default=30.0, gt=0)
+    dtu_reply_timeout_s: float = Field(default=3.0, gt=0, description="per request on the bus")
+    dtu_retries: int = Field(default=2, ge=0, le=10, description="resends before a meter is silent")
+    dtu_idle_timeout_s: float = Field(
+        default=300.0, gt=0, description="close a DTU that sends nothing for this long"
+    )
+    dtu_poll_speed: float = Field(
+        default=1.0, gt=0, le=3600, description="poll schedules run this many times faster"
+    )
+    dtu_log_frames: bool = Field(default=True, description="keep raw frames for the console")
 
     @field_validator("database_url")
     @classmethod
