@@ -473,7 +473,7 @@ class Options:
 
 
 @contextmanager
-def _scratch_database() -> Iterator[tuple[str, str]]:
+def scratch_database() -> Iterator[tuple[str, str]]:
     """A fresh PostgreSQL database (name, URL), dropped at the end even on error."""
     name = f"mp_bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -627,7 +627,7 @@ def _on_postgres(opts: Options, work: Workload) -> SingleProcess:
     """Scratch database(s): setup, COPY baseline, ingest (flat, and tiered + TOU timed
     in turns with it on a second database), verify, quotes, optional profiles; drop."""
     with ExitStack() as stack:
-        name, url = stack.enter_context(_scratch_database())
+        name, url = stack.enter_context(scratch_database())
         rt = _runtime(url)
         stack.callback(rt.db.dispose)
         with rt.db.read() as conn:
@@ -642,7 +642,7 @@ def _on_postgres(opts: Options, work: Workload) -> SingleProcess:
         if opts.no_tiered:
             ours = time_ingest(rt, flat_label, batches)
         else:
-            t_name, t_url = stack.enter_context(_scratch_database())
+            t_name, t_url = stack.enter_context(scratch_database())
             t_rt = _runtime(t_url)
             stack.callback(t_rt.db.dispose)
             print(
@@ -836,7 +836,7 @@ def time_ingest_parallel(url: str, work: Workload, meter_ids: list[int], opts: O
 
 def _on_postgres_parallel(opts: Options, work: Workload, copy: Run, ours: Run) -> tuple[Run, bool]:
     """A second scratch database, same fleet and workload, pushed by N processes."""
-    with _scratch_database() as (name, url):
+    with scratch_database() as (name, url):
         rt = _runtime(url)
         try:
             print(

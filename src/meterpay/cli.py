@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the API (default http://127.0.0.1:8000)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--links", action="store_true", help="also run the DTU listener (MP_DTU_PORT) here"
+    )
+    serve.add_argument("--mqtt", action="store_true", help="also consume MQTT readings here")
     serve.set_defaults(run=_serve)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
@@ -97,9 +101,13 @@ def _add_tariff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
     from meterpay.billing_cli import add_billing_commands
     from meterpay.frame_cli import add_frame_commands
+    from meterpay.links.mqtt_cli import add_mqtt_commands
+    from meterpay.links_cli import add_link_commands
 
     add_billing_commands(sub, _actor())
     add_frame_commands(sub)
+    add_link_commands(sub)
+    add_mqtt_commands(sub)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -112,7 +120,26 @@ def _serve(args: argparse.Namespace) -> int:
     rt = build_runtime(settings)
     with rt.db.write() as conn:  # the months ahead exist before the first reading arrives
         rt.partitions.ensure(conn, months_ahead(rt.clock.now(), settings.partitions_ahead_months))
-    uvicorn.run(create_app(rt), host=args.host or settings.host, port=args.port or settings.port)
+    background = None
+    if args.links or args.mqtt:
+        from meterpay.links.mqtt import ConsumerOptions
+        from meterpay.links.runner import BackgroundLinks, Links, dtu_settings
+
+        background = BackgroundLinks(
+            Links(
+                rt,
+                dtu=dtu_settings(settings) if args.links else None,
+                mqtt=ConsumerOptions.from_settings(settings) if args.mqtt else None,
+            )
+        )
+        background.start()
+    try:
+        uvicorn.run(
+            create_app(rt), host=args.host or settings.host, port=args.port or settings.port
+        )
+    finally:
+        if background is not None:
+            background.stop()
     return 0
 
 

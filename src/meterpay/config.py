@@ -59,12 +59,14 @@ class Settings(BaseSettings):
     mqtt_topic_prefix: str = Field(
         default="meterpay/v1", pattern=r"^[^#+$/][^#+]*[^#+/]$", description="topics' prefix"
     )
-    mqtt_batch_readings: int = Field(default=2000, ge=1, le=50_000)
+    mqtt_batch_readings: int = Field(
+        default=5000, ge=1, le=50_000, description="readings collected before ingesting them"
+    )
     mqtt_batch_ms: int = Field(
         default=200, ge=1, le=60_000, description="longest wait to fill a batch"
     )
     mqtt_receive_maximum: int = Field(
-        default=1000, ge=1, le=65_535, description="unacknowledged messages the broker may send"
+        default=2000, ge=1, le=65_535, description="unacknowledged messages the broker may send"
     )
     mqtt_session_expiry_seconds: int = Field(
         default=7 * 24 * 3600, ge=0, description="how long the broker keeps a consumer's session"

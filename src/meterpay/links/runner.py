@@ -1,0 +1,118 @@
+"""The links of one process on one event loop: the DTU listener and the MQTT consumer.
+
+``meterpay links`` runs them in the foreground; ``meterpay serve --links`` and
+``meterpay demo`` run them on a background thread beside the web server (a
+small compound runs everything in one process). Stopping finishes what is in
+hand: the MQTT batch is acknowledged, the sink writes what the buses read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from meterpay.config import Settings
+from meterpay.links.dtu_bus import BusTimings
+from meterpay.links.dtu_server import DtuServer, DtuSettings
+from meterpay.links.mqtt import ConsumerOptions, MqttConsumer
+from meterpay.links.sink import LinkSink
+from meterpay.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def dtu_settings(settings: Settings, *, port: int | None = None) -> DtuSettings:
+    """The DTU listener's settings (``MP_DTU_*``), with an optional port override."""
+    return DtuSettings(
+        host=settings.dtu_host,
+        port=settings.dtu_port if port is None else port,
+        registration_pattern=settings.dtu_registration_pattern,
+        registration_timeout_s=settings.dtu_registration_timeout_s,
+        timings=BusTimings(
+            reply_timeout_s=settings.dtu_reply_timeout_s,
+            retries=settings.dtu_retries,
+            idle_timeout_s=settings.dtu_idle_timeout_s,
+            poll_speed=settings.dtu_poll_speed,
+            time_zone=settings.default_timezone,
+        ),
+    )
+
+
+@dataclass
+class Links:
+    """What runs: a DTU listener (with its sink) and/or an MQTT consumer."""
+
+    rt: Runtime
+    dtu: DtuSettings | None = None
+    mqtt: ConsumerOptions | None = None
+    server: DtuServer | None = None
+    consumer: MqttConsumer | None = None
+    sink: LinkSink | None = None
+
+    async def run(self, stop: asyncio.Event, started: Callable[[], None] = lambda: None) -> None:
+        """Run until ``stop`` is set; ``started`` is called once the listener is bound."""
+        jobs: list[Awaitable[None]] = []
+        if self.dtu is not None:
+            self.sink = LinkSink(self.rt, actor="dtu", log_frames=self.rt.settings.dtu_log_frames)
+            self.sink.start()
+            self.server = DtuServer(self.rt, self.sink, self.dtu)
+            await self.server.start()
+        if self.mqtt is not None:
+            self.consumer = MqttConsumer(self.rt, self.mqtt)
+            jobs.append(self.consumer.run(stop))
+        started()
+        try:
+            await asyncio.gather(stop.wait(), *jobs)
+        finally:
+            if self.server is not None:
+                await self.server.stop()
+            if self.sink is not None:
+                await asyncio.to_thread(self.sink.stop)
+
+
+class BackgroundLinks:
+    """``Links`` on a daemon thread with its own event loop (beside a web server)."""
+
+    def __init__(self, links: Links) -> None:
+        self.links = links
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="links", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the links did not start")
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def call(self, job: Callable[[], Awaitable[object]], timeout: float = 60.0) -> object:
+        """Run a coroutine on the links' loop from another thread; its result."""
+        if self._loop is None:
+            raise RuntimeError("the links are not running")
+        future = asyncio.run_coroutine_threadsafe(_awaited(job), self._loop)
+        return future.result(timeout)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await self.links.run(self._stop, self._ready.set)
+
+        try:
+            asyncio.run(main())
+        except Exception:
+            log.exception("links stopped on an error")
+        finally:
+            self._ready.set()
+
+
+async def _awaited(job: Callable[[], Awaitable[object]]) -> object:
+    return await job()

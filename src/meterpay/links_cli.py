@@ -1,0 +1,64 @@
+"""``meterpay links``: run the meter links of this process (DTU listener, MQTT consumer).
+
+Thin: parse, build the settings, run ``meterpay.links.runner`` until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from meterpay.bootstrap import build_runtime
+from meterpay.config import Settings
+from meterpay.links.mqtt import ConsumerOptions
+from meterpay.links.runner import Links, dtu_settings
+
+
+def add_link_commands(sub: Any) -> None:
+    links = sub.add_parser(
+        "links",
+        help="run the meter links: DTU listener (TCP, default port 9000) and MQTT consumer",
+    )
+    links.add_argument("--dtu-port", type=int, default=None, help="default MP_DTU_PORT (9000)")
+    links.add_argument("--no-dtu", action="store_true", help="no DTU listener")
+    links.add_argument("--mqtt", action="store_true", help="consume readings from MQTT too")
+    links.add_argument("--broker", help="mqtt://host:port (default MP_MQTT_BROKER_URL)")
+    links.add_argument("--client-id", help="this process's MQTT client id (MP_MQTT_CLIENT_ID)")
+    links.set_defaults(run=_links)
+
+
+def build_links(settings: Settings, args: argparse.Namespace, rt: Any) -> Links:
+    dtu = None if args.no_dtu else dtu_settings(settings, port=args.dtu_port)
+    mqtt = (
+        ConsumerOptions.from_settings(settings, broker=args.broker, client_id=args.client_id)
+        if args.mqtt
+        else None
+    )
+    return Links(rt, dtu=dtu, mqtt=mqtt)
+
+
+def _links(args: argparse.Namespace) -> int:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    rt = build_runtime(settings)
+    links = build_links(settings, args, rt)
+    if links.dtu is None and links.mqtt is None:
+        print("links: nothing to run (--no-dtu without --mqtt)")
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await links.run(stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        rt.db.dispose()
+    return 0
