@@ -123,6 +123,8 @@ class Bus:
         reading = asyncio.create_task(self._read_loop())
         try:
             await self._work_loop(reading)
+        except _LinkLost:
+            pass  # the DTU went away mid-request: not the meter's silence
         finally:
             reading.cancel()
             self._closed.set()
@@ -147,8 +149,9 @@ class Bus:
     async def _read_loop(self) -> None:
         """Every chunk the DTU sends: replies while a request is in flight, else heartbeats."""
         while True:
-            try:
-                chunk = await asyncio.wait_for(self._reader.read(4096), self._t.idle_timeout_s)
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                async with asyncio.timeout(self._t.idle_timeout_s):
+                    chunk = await self._reader.read(4096)
             except TimeoutError:
                 log.info("DTU %s idle for %.0f s: closing", self.code, self._t.idle_timeout_s)
                 chunk = b""
@@ -270,15 +273,16 @@ class Bus:
             self._in_flight = True
             try:
                 self._log(Direction.TX, model, frame, meter.id, f"try {attempt + 1}")
-                self._writer.write(frame)
-                await self._writer.drain()
+                try:
+                    self._writer.write(frame)
+                    await self._writer.drain()
+                except (ConnectionError, OSError) as exc:
+                    raise _LinkLost from exc
                 reply = await self._await_reply(stream, meter, model, request)
             finally:
                 self._in_flight = False
             if reply is not None:
                 return reply
-            if self._reader.at_eof():
-                return None
         return None
 
     async def _await_reply(
@@ -287,12 +291,13 @@ class Bus:
         deadline = time.monotonic() + self._t.reply_timeout_s
         while (left := deadline - time.monotonic()) > 0:
             try:
-                chunk = await asyncio.wait_for(self._chunks.get(), left)
+                async with asyncio.timeout(left):
+                    chunk = await self._chunks.get()
             except TimeoutError:
                 break
             if not chunk:
                 self._chunks.put_nowait(b"")  # the connection is gone; tell the next waiter
-                return None
+                raise _LinkLost
             self._log(Direction.RX, model, chunk, meter.id, "")
             stream.feed(chunk)
             for event in stream:
@@ -333,6 +338,10 @@ class Bus:
             command = self._commands.get_nowait()
             if not command.done.done():
                 command.done.set_exception(ConnectionError(f"DTU {self.code} disconnected"))
+
+
+class _LinkLost(Exception):
+    """The connection closed while a request was in flight."""
 
 
 def _answers(request: Request, reply: ReplyFrame) -> bool:

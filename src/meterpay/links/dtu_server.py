@@ -144,7 +144,8 @@ class DtuServer:
     ) -> tuple[str | None, bytes]:
         """The DTU's id from its first packet; bytes after it belong to the bus."""
         try:
-            first = await asyncio.wait_for(reader.read(256), self._settings.registration_timeout_s)
+            async with asyncio.timeout(self._settings.registration_timeout_s):
+                first = await reader.read(256)
         except TimeoutError:
             log.info("DTU at %s sent no registration packet", remote)
             return None, b""

@@ -1,0 +1,264 @@
+"""The DTU listener against simulated DTUs and meters over real sockets.
+
+A simulated DTU dials the listener, registers, and relays DL/T 645 frames to
+32 simulated meters; the listener polls them on a sped-up schedule and every
+reading is billed through the real ingest path. Dropping the DTU mid-poll
+must lose nothing and bill nothing twice: registers are cumulative, so the
+consumption billed always adds up to the last register value read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from meterpay.db.schema import charges, frame_log, readings
+from meterpay.drivers.models import bundled_models
+from meterpay.drivers.supply import SupplyAction
+from meterpay.kernel.clock import SystemClock
+from meterpay.kernel.quantity import Utility
+from meterpay.ledger import service as ledger
+from meterpay.links.dtu_bus import BusTimings
+from meterpay.links.dtu_server import DtuServer, DtuSettings
+from meterpay.links.sink import LinkSink
+from meterpay.metering import link_service as links
+from meterpay.metering import service as metering
+from meterpay.metering.gateways import Transport
+from meterpay.metering.meters import Protocol
+from meterpay.runtime import Runtime
+from meterpay.sim.dtu import DtuSettings as SimDtuSettings
+from meterpay.sim.dtu import SimulatedFleet
+from meterpay.sim.meters import meter_for
+from meterpay.sites import service as sites
+from meterpay.sites.model import UnitKind
+from meterpay.tariffs import service as tariffs
+from tests.integration.builders import ACTOR
+
+PRICE = Decimal("0.4883")
+MODEL = "generic-dds-645-2007-prepaid"
+DTU_ID = "861234040000017"
+FAST = BusTimings(reply_timeout_s=0.5, retries=1, idle_timeout_s=30, poll_speed=3000)
+
+
+@dataclass
+class Bus:
+    """A site whose 32 meters hang on one registered DTU."""
+
+    live: Runtime
+    meter_ids: dict[str, int]
+
+
+def a_bus_of_32_meters(rt: Runtime) -> Bus:
+    site = sites.create_site(rt, code="DTU", name="总线小区", actor=ACTOR)
+    tariff = tariffs.create_flat_tariff(
+        rt,
+        site_id=site.id,
+        code="E-FLAT",
+        name="居民电价",
+        utility=Utility.ELECTRICITY,
+        unit_price=str(PRICE),
+        effective_from=rt.clock.now().replace(year=2025),
+        actor=ACTOR,
+    )
+    gateway = links.create_gateway(
+        rt, site_id=site.id, code=DTU_ID, name="1号楼DTU", transport=Transport.DTU, actor=ACTOR
+    )
+    meter_ids = {}
+    for n in range(1, 33):
+        unit = sites.create_unit(
+            rt,
+            site_id=site.id,
+            code=f"1-{n:04d}",
+            name=f"1号楼{n}室",
+            kind=UnitKind.HOME,
+            actor=ACTOR,
+        )
+        account = sites.open_account(
+            rt, unit_id=unit.id, utility=Utility.ELECTRICITY, tariff_id=tariff.id, actor=ACTOR
+        )
+        address = f"{n:012d}"
+        meter = metering.register_meter(
+            rt,
+            unit_id=unit.id,
+            utility=Utility.ELECTRICITY,
+            protocol=Protocol.DLT645_2007,
+            address=address,
+            account_id=account.id,
+            gateway_id=gateway.id,
+            model=MODEL,
+            has_switch=True,
+            actor=ACTOR,
+        )
+        meter_ids[address] = meter.id
+    # The listener stamps readings with the real time: a live clock on the same database.
+    return Bus(Runtime(db=rt.db, clock=SystemClock(), settings=rt.settings), meter_ids)
+
+
+def _fleet(port: int, addresses: list[str]) -> SimulatedFleet:
+    model = bundled_models()[MODEL]
+    meters = [meter_for(model, a, kind=UnitKind.SHOP, speed=600, seed=a) for a in addresses]
+    settings = SimDtuSettings(heartbeat_seconds=0.2, redial_min_seconds=0.05)
+    return SimulatedFleet.spread("127.0.0.1", port, [DTU_ID], meters, settings=settings)
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition did not hold in time")
+        await asyncio.sleep(0.1)
+
+
+def _readings_per_meter(rt: Runtime) -> dict[int, int]:
+    with rt.db.read() as conn:
+        rows = conn.execute(
+            select(readings.c.meter_id, func.count())
+            .where(readings.c.source == "dtu")
+            .group_by(readings.c.meter_id)
+        ).all()
+    return {int(m): int(n) for m, n in rows}
+
+
+async def _serve_and_poll(
+    bus: Bus, rounds: int, during: Callable[[SimulatedFleet], Awaitable[None]] | None = None
+) -> DtuServer:
+    sink = LinkSink(bus.live, actor="dtu", flush_seconds=0.1)
+    sink.start()
+    server = DtuServer(bus.live, sink, DtuSettings(port=0, timings=FAST))
+    await server.start()
+    try:
+        async with _fleet(server.port, sorted(bus.meter_ids)) as fleet:
+            await fleet.wait_connected(10)
+            if during is not None:
+                await during(fleet)
+
+            async def polled_enough() -> bool:
+                counts = await asyncio.to_thread(_readings_per_meter, bus.live)
+                return len(counts) == 32 and min(counts.values()) >= rounds
+
+            await _until(polled_enough, timeout=60)
+    finally:
+        await server.stop()
+        await asyncio.to_thread(sink.stop)
+    return server
+
+
+def _billed_exactly_once(rt: Runtime, meter_ids: dict[str, int]) -> None:
+    """Each meter's charges add up to the price of all it used, each reading charged once."""
+    for meter_id in meter_ids.values():
+        meter = metering.get_meter(rt, meter_id)
+        with rt.db.read() as conn:
+            used, charged, charged_readings = conn.execute(
+                select(
+                    func.coalesce(func.sum(charges.c.quantity), 0),
+                    func.coalesce(func.sum(charges.c.amount_fen), 0),
+                    func.count(func.distinct(charges.c.reading_id)),
+                ).where(charges.c.meter_id == meter_id)
+            ).one()
+            valid = conn.execute(
+                select(func.count())
+                .select_from(readings)
+                .where(readings.c.meter_id == meter_id, readings.c.quality == "valid")
+            ).scalar_one()
+        assert meter.last_total is not None
+        assert Decimal(used) == meter.last_total  # billed from 0 up to the last read
+        assert charged_readings == valid  # one charge per valid reading, none twice
+        exact = meter.last_total * PRICE * 100
+        assert abs(Decimal(int(charged)) - exact) <= Decimal("0.5")  # the carry, under a fen
+    assert ledger.verify_ledger(rt) == []
+
+
+def test_a_dtu_with_32_meters_is_polled_and_every_reading_billed(rt: Runtime) -> None:
+    bus = a_bus_of_32_meters(rt)
+    asyncio.run(_serve_and_poll(bus, rounds=3))
+    _billed_exactly_once(rt, bus.meter_ids)
+    gateway = links.gateway_by_code(rt, DTU_ID)
+    assert gateway.status == "offline" and gateway.remote_addr is not None  # after the stop
+    assert {metering.get_meter(rt, m).link_status for m in bus.meter_ids.values()} == {"online"}
+    with rt.db.read() as conn:
+        directions = dict(
+            conn.execute(
+                select(frame_log.c.direction, func.count())
+                .where(frame_log.c.gateway_code == DTU_ID)
+                .group_by(frame_log.c.direction)
+            ).all()
+        )
+    assert directions["tx"] >= 32 * 3 and directions["rx"] >= 32 * 3
+
+
+def test_a_dtu_dropping_mid_poll_loses_nothing_and_bills_nothing_twice(rt: Runtime) -> None:
+    bus = a_bus_of_32_meters(rt)
+
+    async def drop_twice(fleet: SimulatedFleet) -> None:
+        dtu = fleet.dtus[DTU_ID]
+        for vanish in (False, True):
+            await asyncio.sleep(0.3)  # mid-round: requests are in flight
+            dtu.drop(vanish=vanish)
+
+    asyncio.run(_serve_and_poll(bus, rounds=4, during=drop_twice))
+    _billed_exactly_once(rt, bus.meter_ids)
+
+
+def test_an_unknown_dtu_is_logged_and_refused(rt: Runtime) -> None:
+    bus = a_bus_of_32_meters(rt)
+
+    async def dial_in() -> bytes:
+        sink = LinkSink(bus.live, actor="dtu")
+        sink.start()
+        server = DtuServer(bus.live, sink, DtuSettings(port=0, timings=FAST))
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"869999999999999")
+            await writer.drain()
+            async with asyncio.timeout(10):
+                rest = await reader.read()  # closed by the server
+            writer.close()
+            return rest
+        finally:
+            await server.stop()
+            await asyncio.to_thread(sink.stop)
+
+    assert asyncio.run(dial_in()) == b""
+    [frame] = links.recent_frames(rt, gateway_code="869999999999999")
+    assert (
+        frame["note"].startswith("unknown DTU")
+        and frame["hex"] == b"869999999999999".hex(" ").upper()
+    )
+
+
+@pytest.mark.parametrize("action", [SupplyAction.DISCONNECT, SupplyAction.RECONNECT])
+def test_a_relay_command_goes_out_through_the_dtu_and_the_meter_obeys(
+    rt: Runtime, action: SupplyAction
+) -> None:
+    bus = a_bus_of_32_meters(rt)
+    address = "000000000007"
+
+    async def command() -> tuple[bool, bool | None]:
+        sink = LinkSink(bus.live, actor="dtu")
+        sink.start()
+        server = DtuServer(bus.live, sink, DtuSettings(port=0, timings=FAST))
+        await server.start()
+        try:
+            async with _fleet(server.port, sorted(bus.meter_ids)) as fleet:
+                await fleet.wait_connected(10)
+                await _until(lambda: _connected(server), timeout=10)
+                outcome = await server.command(DTU_ID, address, action)
+                return outcome.accepted, fleet.meter(address).relay_open
+        finally:
+            await server.stop()
+            await asyncio.to_thread(sink.stop)
+
+    accepted, relay_open = asyncio.run(command())
+    assert accepted
+    assert relay_open is (action is SupplyAction.DISCONNECT)
+
+
+async def _connected(server: DtuServer) -> bool:
+    return DTU_ID in server.buses
