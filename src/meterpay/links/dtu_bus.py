@@ -298,15 +298,15 @@ class Bus:
             if not chunk:
                 self._chunks.put_nowait(b"")  # the connection is gone; tell the next waiter
                 raise _LinkLost
-            self._log(Direction.RX, model, chunk, meter.id, "")
             stream.feed(chunk)
             for event in stream:
                 if isinstance(event, Skipped):
-                    self._log(Direction.RX, model, b"", meter.id, f"skipped: {event.reason}")
+                    self._log(Direction.RX, model, event.data, meter.id, f"skipped: {event.reason}")
                     continue
                 if _answers(request, event):
+                    self._log(Direction.RX, model, _wire(event), meter.id, "")
                     return event
-                self._log(Direction.RX, model, b"", meter.id, "a frame that is not the reply")
+                self._log(Direction.RX, model, _wire(event), meter.id, "not the reply awaited")
         self._log(Direction.RX, model, b"", meter.id, "no reply (timeout)")
         return None
 
@@ -338,6 +338,18 @@ class Bus:
             command = self._commands.get_nowait()
             if not command.done.done():
                 command.done.set_exception(ConnectionError(f"DTU {self.code} disconnected"))
+
+
+def _wire(frame: ReplyFrame) -> bytes:
+    """A decoded frame's bytes as logged: the frame itself, without wake-up bytes
+    (noise around it is logged apart, as skipped)."""
+    if isinstance(frame, dlt645.Frame):
+        return dlt645.encode(frame)
+    if isinstance(frame, cjt188.Frame):
+        return cjt188.encode(frame, wake_up=0)
+    if isinstance(frame, modbus.TcpFrame):
+        return modbus.encode_tcp(frame.message, frame.transaction_id)
+    return modbus.encode_rtu(frame)
 
 
 class _LinkLost(Exception):

@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from meterpay.drivers.models import MeterModel, Protocol, bundled_models
@@ -47,6 +48,7 @@ DEFAULT_MODELS: Mapping[tuple[str, bool], str] = {
     ("modbus", True): "eastron-sdm120-modbus",
     ("modbus", False): "eastron-sdm120-modbus",
 }
+SEEN_EVERY_S = 60.0  # how often heartbeats move a DTU's last_seen_at (a write each)
 DTU_PROTOCOLS = frozenset(
     {Protocol.DLT645_2007, Protocol.DLT645_1997, Protocol.CJT188, Protocol.MODBUS_RTU}
 )
@@ -184,7 +186,7 @@ class DtuServer:
             sink=self._sink,
             clock=self._rt.clock,
             timings=self._settings.timings,
-            on_seen=lambda: None,
+            on_seen=_throttled(lambda: self._sink.gateway_seen(code), SEEN_EVERY_S),
         )
         self._buses[code] = bus
         log.info("DTU %s connected from %s with %d meters", code, remote, len(meters))
@@ -203,8 +205,8 @@ class DtuServer:
     ) -> list[tuple[LinkedMeter, MeterModel]]:
         found = []
         for meter in meters:
-            model_id = meter.model or DEFAULT_MODELS.get((meter.protocol, meter.has_switch))
-            model = self._models.get(model_id or "")
+            default = DEFAULT_MODELS.get((meter.protocol, meter.has_switch), "")
+            model = self._models.get(meter.model or "") or self._models.get(default)
             if model is None or model.protocol not in DTU_PROTOCOLS:
                 log.warning("DTU %s: meter %s has no model we can poll", code, meter.address)
                 continue
@@ -215,3 +217,16 @@ class DtuServer:
         log.warning("DTU %s: %s", code, note)
         record = FrameRecord.of(self._rt.clock.now(), code, Direction.RX, "dtu", packet, note=note)
         await asyncio.to_thread(links.log_frames, self._rt, [record])
+
+
+def _throttled(action: Callable[[], None], every_s: float) -> Callable[[], None]:
+    """``action``, run at most once per ``every_s`` seconds however often it is called."""
+    last = [float("-inf")]
+
+    def run() -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            action()
+
+    return run

@@ -42,12 +42,19 @@ class _Batch:
     frames: list[FrameRecord] = field(default_factory=list)
     heard: set[int] = field(default_factory=set)
     silent: set[int] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return len(self.readings) + len(self.frames) + len(self.heard) + len(self.silent)
+        return (
+            len(self.readings)
+            + len(self.frames)
+            + len(self.heard)
+            + len(self.silent)
+            + len(self.seen)
+        )
 
 
-Item = ReadingIn | FrameRecord | tuple[str, int]
+Item = ReadingIn | FrameRecord | tuple[str, int] | tuple[str, str]
 
 
 class LinkSink:
@@ -100,6 +107,10 @@ class LinkSink:
 
     def silent(self, meter_id: int) -> None:
         self._queue.put(("silent", meter_id))
+
+    def gateway_seen(self, code: str) -> None:
+        """Traffic from a gateway (a heartbeat): it is still there."""
+        self._queue.put(("seen", code))
 
     @property
     def pending_readings(self) -> int:
@@ -160,6 +171,9 @@ class LinkSink:
                 self._rt, heard=sorted(batch.heard), silent=sorted(batch.silent - batch.heard)
             )
             batch.heard, batch.silent = set(), set()
+        for code in sorted(batch.seen):
+            links.gateway_seen(self._rt, code)
+        batch.seen = set()
 
 
 def _add(batch: _Batch, item: Item) -> None:
@@ -167,9 +181,11 @@ def _add(batch: _Batch, item: Item) -> None:
         batch.readings.append(item)
     elif isinstance(item, FrameRecord):
         batch.frames.append(item)
+    elif item[0] == "seen":
+        batch.seen.add(str(item[1]))
     elif item[0] == "heard":
-        batch.heard.add(item[1])
-        batch.silent.discard(item[1])
+        batch.heard.add(int(item[1]))
+        batch.silent.discard(int(item[1]))
     else:
-        batch.silent.add(item[1])
-        batch.heard.discard(item[1])
+        batch.silent.add(int(item[1]))
+        batch.heard.discard(int(item[1]))
