@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument(
-        "--links", action="store_true", help="also run the DTU listener (MP_DTU_PORT) here"
+        "--links",
+        action="store_true",
+        help="also run the DTU listener (MP_DTU_PORT) here, and Modbus TCP polling if enabled",
     )
     serve.add_argument("--mqtt", action="store_true", help="also consume MQTT readings here")
     serve.set_defaults(run=_serve)
@@ -122,6 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
         rt.partitions.ensure(conn, months_ahead(rt.clock.now(), settings.partitions_ahead_months))
     background = None
     if args.links or args.mqtt:
+        from meterpay.links.modbus_tcp import ModbusTcpSettings
         from meterpay.links.mqtt import ConsumerOptions
         from meterpay.links.runner import BackgroundLinks, Links, dtu_settings
 
@@ -130,6 +133,11 @@ def _serve(args: argparse.Namespace) -> int:
                 rt,
                 dtu=dtu_settings(settings) if args.links else None,
                 mqtt=ConsumerOptions.from_settings(settings) if args.mqtt else None,
+                modbus=(
+                    ModbusTcpSettings.from_settings(settings)
+                    if args.links and settings.modbus_enabled
+                    else None
+                ),
             )
         )
         background.start()

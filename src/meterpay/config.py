@@ -94,6 +94,31 @@ class Settings(BaseSettings):
     )
     dtu_log_frames: bool = Field(default=True, description="keep raw frames for the console")
 
+    # --- Modbus TCP polling (meterpay.links.modbus_tcp) ---
+    modbus_enabled: bool = Field(
+        default=False, description="poll the modbus_tcp gateways (we dial them) with the links"
+    )
+    modbus_timeout_s: float = Field(
+        default=3.0, gt=0, description="per try: connect, or wait for a reply"
+    )
+    modbus_retries: int = Field(
+        default=2, ge=0, le=10, description="resends before a meter is silent"
+    )
+    modbus_poll_speed: float = Field(
+        default=1.0, gt=0, le=3600, description="poll schedules run this many times faster"
+    )
+    modbus_refresh_s: float = Field(
+        default=60.0, gt=0, description="how often gateways and meters are re-read"
+    )
+    modbus_reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect wait")
+    modbus_reconnect_max_s: float = Field(
+        default=300.0, gt=0, description="reconnect waits double up to this"
+    )
+    modbus_default_model: str = Field(
+        default="generic-dts-modbus-tcp", description="model of a meter that names none"
+    )
+    modbus_log_frames: bool = Field(default=True, description="keep raw frames for the console")
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str) -> str:

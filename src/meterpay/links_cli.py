@@ -1,4 +1,4 @@
-"""``meterpay links``: run the meter links of this process (DTU listener, MQTT consumer).
+"""``meterpay links``: run this process's meter links (DTU listener, MQTT, Modbus TCP).
 
 Thin: parse, build the settings, run ``meterpay.links.runner`` until SIGTERM/SIGINT.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 from meterpay.bootstrap import build_runtime
 from meterpay.config import Settings
+from meterpay.links.modbus_tcp import ModbusTcpSettings
 from meterpay.links.mqtt import ConsumerOptions
 from meterpay.links.runner import Links, dtu_settings
 
@@ -25,6 +26,11 @@ def add_link_commands(sub: Any) -> None:
     links.add_argument("--dtu-port", type=int, default=None, help="default MP_DTU_PORT (9000)")
     links.add_argument("--no-dtu", action="store_true", help="no DTU listener")
     links.add_argument("--mqtt", action="store_true", help="consume readings from MQTT too")
+    links.add_argument(
+        "--modbus",
+        action="store_true",
+        help="poll the Modbus TCP gateways too (one process only; or MP_MODBUS_ENABLED=true)",
+    )
     links.add_argument("--broker", help="mqtt://host:port (default MP_MQTT_BROKER_URL)")
     links.add_argument("--client-id", help="this process's MQTT client id (MP_MQTT_CLIENT_ID)")
     links.set_defaults(run=_links)
@@ -37,7 +43,9 @@ def build_links(settings: Settings, args: argparse.Namespace, rt: Any) -> Links:
         if args.mqtt
         else None
     )
-    return Links(rt, dtu=dtu, mqtt=mqtt)
+    polling = args.modbus or settings.modbus_enabled
+    modbus = ModbusTcpSettings.from_settings(settings) if polling else None
+    return Links(rt, dtu=dtu, mqtt=mqtt, modbus=modbus)
 
 
 def _links(args: argparse.Namespace) -> int:
@@ -46,8 +54,8 @@ def _links(args: argparse.Namespace) -> int:
     settings = Settings()
     rt = build_runtime(settings)
     links = build_links(settings, args, rt)
-    if links.dtu is None and links.mqtt is None:
-        print("links: nothing to run (--no-dtu without --mqtt)")
+    if links.dtu is None and links.mqtt is None and links.modbus is None:
+        print("links: nothing to run (--no-dtu without --mqtt or --modbus)")
         return 2
 
     async def main() -> None:

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ from meterpay.drivers.polling import PollRequest, ReplyFrame, Request
 from meterpay.drivers.stream import Skipped
 from meterpay.drivers.supply import CommandOutcome, SupplyAction, command_outcome, supply_command
 from meterpay.kernel.clock import Clock
+from meterpay.links.schedule import PollSchedule
 from meterpay.links.sink import LinkSink
 from meterpay.metering.gateways import Direction, FrameRecord, LinkedMeter
 from meterpay.metering.meters import ReadingIn, ReadingSource
@@ -57,24 +58,6 @@ class _Command:
     model: MeterModel
     action: SupplyAction
     done: asyncio.Future[CommandOutcome]
-
-
-@dataclass
-class _Schedule:
-    """When each (meter, interval) group of polls is next due (monotonic seconds)."""
-
-    due: dict[tuple[int, int], float] = field(default_factory=dict)
-
-    def next_round(self, now: float) -> tuple[int, list[int]] | None:
-        """The meter whose polls are most overdue and every interval of it due now."""
-        ready = [(at, key) for key, at in self.due.items() if at <= now]
-        if not ready:
-            return None
-        meter_id = min(ready)[1][0]
-        return meter_id, sorted(minutes for at, (m, minutes) in ready if m == meter_id)
-
-    def wait_s(self, now: float) -> float:
-        return max(0.0, min(self.due.values(), default=now + 60.0) - now)
 
 
 class Bus:
@@ -106,7 +89,8 @@ class Bus:
         self._in_flight = False
         self._commands: asyncio.Queue[_Command] = asyncio.Queue()
         self._wake = asyncio.Event()
-        self._schedule = _Schedule()
+        self._schedule = PollSchedule()
+        self._polls: dict[tuple[int, int], list[PollRequest]] = {}  # built once: pure
         self._closed = asyncio.Event()
         self.rounds = 0
 
@@ -115,8 +99,9 @@ class Bus:
     async def run(self, first: bytes = b"") -> None:
         """Poll and command until the connection closes."""
         start = time.monotonic()
-        for meter_id, (_, model) in self._meters.items():
-            for poll in polling.poll_requests(model, self._meters[meter_id][0].address):
+        for meter_id, (meter, model) in self._meters.items():
+            for poll in polling.poll_requests(model, meter.address):
+                self._polls.setdefault((meter_id, poll.every_minutes), []).append(poll)
                 self._schedule.due[(meter_id, poll.every_minutes)] = start
         if first:
             self._chunks.put_nowait(first)
@@ -190,7 +175,7 @@ class Bus:
             self._schedule.due[(meter_id, minutes)] = (
                 time.monotonic() + minutes * 60 / self._t.poll_speed
             )
-            for poll in polling.poll_requests(model, meter.address, every_minutes=minutes):
+            for poll in self._polls[(meter_id, minutes)]:
                 reply = await self._transact(meter, model, poll.frame, poll.request)
                 if reply is None:
                     self._sink.silent(meter.id)

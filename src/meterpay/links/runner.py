@@ -1,4 +1,4 @@
-"""The links of one process on one event loop: the DTU listener and the MQTT consumer.
+"""The links of one process on one event loop: DTU listener, MQTT consumer, Modbus TCP.
 
 ``meterpay links`` runs them in the foreground; ``meterpay serve --links`` and
 ``meterpay demo`` run them on a background thread beside the web server (a
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from meterpay.config import Settings
 from meterpay.links.dtu_bus import BusTimings
 from meterpay.links.dtu_server import DtuServer, DtuSettings
+from meterpay.links.modbus_tcp import ModbusTcpPoller, ModbusTcpSettings
 from meterpay.links.mqtt import ConsumerOptions, MqttConsumer
 from meterpay.links.sink import LinkSink
 from meterpay.runtime import Runtime
@@ -43,14 +44,19 @@ def dtu_settings(settings: Settings, *, port: int | None = None) -> DtuSettings:
 
 @dataclass
 class Links:
-    """What runs: a DTU listener (with its sink) and/or an MQTT consumer."""
+    """What runs: a DTU listener, an MQTT consumer, a Modbus TCP poller (each optional).
+
+    Modbus TCP polling dials every registered endpoint: enable it in one process only."""
 
     rt: Runtime
     dtu: DtuSettings | None = None
     mqtt: ConsumerOptions | None = None
+    modbus: ModbusTcpSettings | None = None
     server: DtuServer | None = None
     consumer: MqttConsumer | None = None
+    poller: ModbusTcpPoller | None = None
     sink: LinkSink | None = None
+    modbus_sink: LinkSink | None = None
 
     async def run(self, stop: asyncio.Event, started: Callable[[], None] = lambda: None) -> None:
         """Run until ``stop`` is set; ``started`` is called once the listener is bound."""
@@ -63,14 +69,24 @@ class Links:
         if self.mqtt is not None:
             self.consumer = MqttConsumer(self.rt, self.mqtt)
             jobs.append(self.consumer.run(stop))
+        if self.modbus is not None:
+            self.modbus_sink = LinkSink(
+                self.rt, actor="modbus", log_frames=self.rt.settings.modbus_log_frames
+            )
+            self.modbus_sink.start()
+            self.poller = ModbusTcpPoller(self.rt, self.modbus_sink, self.modbus)
+            await self.poller.start()
         started()
         try:
             await asyncio.gather(stop.wait(), *jobs)
         finally:
             if self.server is not None:
                 await self.server.stop()
-            if self.sink is not None:
-                await asyncio.to_thread(self.sink.stop)
+            if self.poller is not None:
+                await self.poller.stop()
+            for sink in (self.sink, self.modbus_sink):
+                if sink is not None:
+                    await asyncio.to_thread(sink.stop)
 
 
 class BackgroundLinks:

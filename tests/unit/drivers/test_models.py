@@ -84,7 +84,7 @@ relay:
 
 
 def test_every_bundled_model_loads_and_is_named_after_its_file() -> None:
-    """Six models ship: three DL/T 645, two CJ/T 188 (one per DI order), one Modbus."""
+    """Seven ship: three DL/T 645, two CJ/T 188 (one per DI order), a Modbus RTU and a TCP."""
     assert sorted(MODELS) == [
         "eastron-sdm120-modbus",
         "generic-645-1997",
@@ -92,6 +92,7 @@ def test_every_bundled_model_loads_and_is_named_after_its_file() -> None:
         "generic-cjt188-cold-water-valve-lsb",
         "generic-cjt188-cold-water-valve-msb",
         "generic-dds-645-2007-prepaid",
+        "generic-dts-modbus-tcp",
     ]
     assert isinstance(PREPAID, Dlt645Model) and PREPAID.relay.style == "plaintext"
     assert isinstance(WATER_LSB, Cjt188Model) and WATER_LSB.meter_type == 0x10
