@@ -16,6 +16,7 @@ from meterpay.config import Settings
 from meterpay.links.modbus_tcp import ModbusTcpSettings
 from meterpay.links.mqtt import ConsumerOptions
 from meterpay.links.runner import Links, dtu_settings
+from meterpay.sim.simulate import Plan, run
 
 
 def add_link_commands(sub: Any) -> None:
@@ -34,6 +35,19 @@ def add_link_commands(sub: Any) -> None:
     links.add_argument("--broker", help="mqtt://host:port (default MP_MQTT_BROKER_URL)")
     links.add_argument("--client-id", help="this process's MQTT client id (MP_MQTT_CLIENT_ID)")
     links.set_defaults(run=_links)
+
+    simulate = sub.add_parser(
+        "simulate",
+        help="simulated DTUs and DL/T 645 meters dialling a running DTU listener",
+    )
+    simulate.add_argument("--meters", type=int, default=100, help="meters (site SIM)")
+    simulate.add_argument("--dtus", type=int, default=5, help="DTUs they hang on")
+    simulate.add_argument(
+        "--speed", type=float, default=1.0, help="meters consume this many times faster"
+    )
+    simulate.add_argument("--host", default="127.0.0.1", help="the DTU listener's host")
+    simulate.add_argument("--port", type=int, default=None, help="default MP_DTU_PORT (9000)")
+    simulate.set_defaults(run=_simulate)
 
 
 def build_links(settings: Settings, args: argparse.Namespace, rt: Any) -> Links:
@@ -64,6 +78,36 @@ def _links(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await links.run(stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        rt.db.dispose()
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    if args.meters < 1 or args.dtus < 1 or args.speed <= 0:
+        print("simulate: --meters and --dtus must be at least 1, --speed positive")
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    rt = build_runtime(settings)
+    plan = Plan(
+        meters=args.meters,
+        dtus=min(args.dtus, args.meters),
+        speed=args.speed,
+        host=args.host,
+        port=settings.dtu_port if args.port is None else args.port,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(rt, plan, stop)
 
     try:
         asyncio.run(main())
