@@ -35,6 +35,7 @@ from meterpay.runtime import Runtime
 from meterpay.sim.dtu import DtuSettings as SimDtuSettings
 from meterpay.sim.dtu import SimulatedFleet
 from meterpay.sim.meters import meter_for
+from meterpay.sim.simulate import Plan, provision
 from meterpay.sites import service as sites
 from meterpay.sites.model import UnitKind
 from meterpay.tariffs import service as tariffs
@@ -262,3 +263,17 @@ def test_a_relay_command_goes_out_through_the_dtu_and_the_meter_obeys(
 
 async def _connected(server: DtuServer) -> bool:
     return DTU_ID in server.buses
+
+
+def test_simulate_provisions_its_site_once_and_spreads_meters_over_the_dtus(rt: Runtime) -> None:
+    """Running ``meterpay simulate`` again reuses its site, DTUs and meters."""
+    plan = Plan(meters=7, dtus=3, speed=1.0, host="127.0.0.1", port=9000)
+    first = provision(rt, plan)
+    again = provision(rt, plan)
+    assert {code: [m.id for m in ms] for code, ms in first.items()} == {
+        code: [m.id for m in ms] for code, ms in again.items()
+    }
+    assert sorted(len(ms) for ms in first.values()) == [2, 2, 3]
+    assert all(links.gateway_by_code(rt, code).transport == "dtu" for code in first)
+    [meter] = first[sorted(first)[0]][:1]
+    assert ledger.account_balance(rt, meter.account_id or 0).fen == 200_00
