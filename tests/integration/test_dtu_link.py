@@ -277,3 +277,57 @@ def test_simulate_provisions_its_site_once_and_spreads_meters_over_the_dtus(rt: 
     assert all(links.gateway_by_code(rt, code).transport == "dtu" for code in first)
     [meter] = first[sorted(first)[0]][:1]
     assert ledger.account_balance(rt, meter.account_id or 0).fen == 200_00
+
+
+def test_a_modbus_rtu_meter_on_a_dtu_bus_is_polled_by_our_own_master(rt: Runtime) -> None:
+    """A DIN-rail Modbus RTU meter beside the DL/T 645 meters on one bus is read and billed."""
+    bus = a_bus_of_32_meters(rt)
+    [site] = sites.page(rt, "sites", after_id=None, limit=1, code="DTU")
+    [tariff] = tariffs.list_tariffs(rt, site_id=site.id, after_id=None, limit=1)
+    unit = sites.create_unit(
+        rt, site_id=site.id, code="1-SHOP", name="1号楼商铺", kind=UnitKind.SHOP, actor=ACTOR
+    )
+    account = sites.open_account(
+        rt, unit_id=unit.id, utility=Utility.ELECTRICITY, tariff_id=tariff.id, actor=ACTOR
+    )
+    gateway = links.gateway_by_code(rt, DTU_ID)
+    rtu = metering.register_meter(
+        rt,
+        unit_id=unit.id,
+        utility=Utility.ELECTRICITY,
+        protocol=Protocol.MODBUS,
+        address="1",
+        account_id=account.id,
+        gateway_id=gateway.id,
+        model="eastron-sdm120-modbus",
+        actor=ACTOR,
+    )
+    bus.meter_ids["1"] = rtu.id
+    model = bundled_models()["eastron-sdm120-modbus"]
+
+    async def poll() -> None:
+        sink = LinkSink(bus.live, actor="dtu", flush_seconds=0.1)
+        sink.start()
+        server = DtuServer(bus.live, sink, DtuSettings(port=0, timings=FAST))
+        await server.start()
+        dlt = bundled_models()[MODEL]
+        meters = [meter_for(dlt, a, speed=600, seed=a) for a in sorted(bus.meter_ids) if a != "1"]
+        meters.append(meter_for(model, "1", kind=UnitKind.SHOP, speed=600, seed=1))
+        settings = SimDtuSettings(heartbeat_seconds=0.2)
+        try:
+            async with SimulatedFleet.spread(
+                "127.0.0.1", server.port, [DTU_ID], meters, settings=settings
+            ):
+
+                async def rtu_read_thrice() -> bool:
+                    counts = await asyncio.to_thread(_readings_per_meter, bus.live)
+                    return counts.get(rtu.id, 0) >= 3
+
+                await _until(rtu_read_thrice, timeout=60)
+        finally:
+            await server.stop()
+            await asyncio.to_thread(sink.stop)
+
+    asyncio.run(poll())
+    _billed_exactly_once(rt, {"1": rtu.id})
+    assert (metering.get_meter(rt, rtu.id).last_total or 0) > 0

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
 
 from meterpay.kernel.clock import FixedClock
 from meterpay.kernel.errors import Conflict, NotFound
+from meterpay.links.sink import LinkSink
 from meterpay.metering import link_service as links
 from meterpay.metering import service as metering
 from meterpay.metering.gateways import Direction, FrameRecord, Transport
+from meterpay.metering.meters import ReadingIn, ReadingSource
 from meterpay.runtime import Runtime
 from tests.integration.builders import ACTOR, a_home
 from tests.integration.http import API, created, error, ok
+
+DTU = ReadingSource.DTU
 
 
 def test_a_meter_is_found_by_its_gateway_code_and_bus_address(rt: Runtime) -> None:
@@ -114,3 +119,28 @@ def test_the_console_pages_through_a_gateways_raw_frames_newest_first(
     error(api.get(f"{API}/meters/999999/frames"), 404, "not_found")
     meter = ok(api.get(f"{API}/meters/{home.meter.id}"))
     assert meter["link_status"] == "unknown" and meter["last_heard_at"] is None
+
+
+def test_the_link_sink_drops_a_refused_reading_and_stores_the_rest(rt: Runtime) -> None:
+    """One reading the service refuses (too precise) never holds back the batch it came in."""
+    home = a_home(rt)
+    other = metering.register_meter(
+        rt,
+        unit_id=home.meter.unit_id,
+        utility=home.meter.utility,
+        protocol=home.meter.protocol,
+        address="000000000102",
+        account_id=home.account.id,
+        actor=ACTOR,
+    )
+    clock = rt.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(timedelta(hours=1))
+    sink = LinkSink(rt, actor="dtu", flush_seconds=0.05)
+    sink.start()
+    sink.put_reading(ReadingIn(home.meter.id, rt.clock.now(), Decimal("1.234567"), DTU))
+    sink.put_reading(ReadingIn(other.id, rt.clock.now(), Decimal("2.5"), DTU))
+    sink.stop()
+    assert sink.pending_readings == 0
+    assert metering.get_meter(rt, other.id).last_total == Decimal("2.5000")
+    assert metering.get_meter(rt, home.meter.id).last_total == Decimal("0.0000")

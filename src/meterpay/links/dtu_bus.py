@@ -33,10 +33,11 @@ from meterpay.drivers.polling import PollRequest, ReplyFrame, Request
 from meterpay.drivers.stream import Skipped
 from meterpay.drivers.supply import CommandOutcome, SupplyAction, command_outcome, supply_command
 from meterpay.kernel.clock import Clock
+from meterpay.links.readings import reading_in
 from meterpay.links.schedule import PollSchedule
 from meterpay.links.sink import LinkSink
 from meterpay.metering.gateways import Direction, FrameRecord, LinkedMeter
-from meterpay.metering.meters import ReadingIn, ReadingSource
+from meterpay.metering.meters import ReadingSource
 
 log = logging.getLogger(__name__)
 
@@ -196,29 +197,11 @@ class Bus:
         except FrameError as exc:
             log.warning("DTU %s meter %s: unreadable reply: %s", self.code, meter.address, exc)
             return
-        if reading.total is None:
-            return  # a status-only round, or the meter refused the energy read
-        self._sink.put_reading(
-            ReadingIn(
-                meter.id,
-                self._clock.now(),
-                reading.total,
-                ReadingSource.DTU,
-                tip=reading.tip,
-                peak=reading.peak,
-                flat=reading.flat,
-                valley=reading.valley,
-                status_word=_status_word(reading),
-                meter_time=self._meter_clock(reading),
-            )
+        found = reading_in(
+            meter.id, reading, at=self._clock.now(), source=ReadingSource.DTU, zone=self._zone
         )
-
-    def _meter_clock(self, reading: polling.Reading) -> datetime | None:
-        """The meter's wall clock if this round read it (zone-less on the wire: site time)."""
-        clock = reading.other.get("meter_time")
-        if not isinstance(clock, datetime):
-            return None
-        return clock if clock.tzinfo is not None else clock.replace(tzinfo=self._zone)
+        if found is not None:  # None: a status-only round, or the energy read was refused
+            self._sink.put_reading(found)
 
     async def _run_command(self, command: _Command) -> None:
         meter, model = command.meter, command.model
@@ -358,13 +341,3 @@ def _answers(request: Request, reply: ReplyFrame) -> bool:
     except FrameError:
         return False
     return True
-
-
-def _status_word(reading: polling.Reading) -> int | None:
-    word = reading.other.get("status_word_3")
-    if isinstance(word, int) and not isinstance(word, bool):
-        return word
-    status = reading.other.get("status")
-    if isinstance(status, str):
-        return int(status, 16)
-    return None

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -42,11 +43,12 @@ from meterpay.drivers.polling import PollRequest, ReplyFrame, Request
 from meterpay.drivers.supply import CommandOutcome, SupplyAction, command_outcome, supply_command
 from meterpay.links import modbus_calls as calls
 from meterpay.links.modbus_calls import TcpEndpoint
+from meterpay.links.readings import reading_in
 from meterpay.links.schedule import PollSchedule
 from meterpay.links.sink import LinkSink
 from meterpay.metering import link_service as links
 from meterpay.metering.gateways import Direction, FrameRecord, LinkedMeter
-from meterpay.metering.meters import ReadingIn, ReadingSource
+from meterpay.metering.meters import ReadingSource
 from meterpay.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -265,20 +267,15 @@ class Endpoint:
                 "Modbus TCP %s unit %s: unreadable reply: %s", self.code, meter.address, exc
             )
             return
-        if reading.total is None:
-            return  # an hourly-only round, or the meter refused the energy read
-        self._sink.put_reading(
-            ReadingIn(
-                meter.id,
-                self._rt.clock.now(),
-                reading.total,
-                ReadingSource.MODBUS,
-                tip=reading.tip,
-                peak=reading.peak,
-                flat=reading.flat,
-                valley=reading.valley,
-            )
+        found = reading_in(
+            meter.id,
+            reading,
+            at=self._rt.clock.now(),
+            source=ReadingSource.MODBUS,
+            zone=ZoneInfo(self._rt.settings.default_timezone),
         )
+        if found is not None:  # None: an hourly-only round, or the energy read was refused
+            self._sink.put_reading(found)
 
     def _heard(self, meter_id: int) -> None:
         """A meter answered: it is online, the link works, and the gateway is still there."""

@@ -9,6 +9,8 @@ through ``mark_meters``.
 Invariants:
 - a reading handed over is ingested or kept for the next try: a failed batch
   (the database is down) is retried with backoff, never dropped, until ``stop``;
+  a reading the service refuses as bad input is isolated by halving the batch,
+  logged and dropped, so it never holds the others back;
 - on ``stop`` everything handed over before it is written (or reported as
   unwritten in the log if the database is still down);
 - a reading lost with the process (killed before its batch committed) costs
@@ -25,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from meterpay.kernel.errors import DomainError
 from meterpay.metering import link_service as links
 from meterpay.metering.gateways import FrameRecord
 from meterpay.metering.ingest import ingest_readings
@@ -155,9 +158,21 @@ class LinkSink:
         with self._lock:
             self._ingested += len(batch.readings)
 
+    def _ingest(self, readings: list[ReadingIn]) -> None:
+        """Ingest a batch; a reading the service refuses (bad input, not a database
+        failure) is found by halving, logged and dropped, and the rest go in."""
+        try:
+            ingest_readings(self._rt, readings, actor=self._actor)
+        except (DomainError, ValueError) as exc:  # not a database failure: bad input
+            if len(readings) == 1:
+                log.error("link sink: reading refused, dropped: %s (%s)", readings[0], exc)
+                return
+            for half in _halves(readings):
+                self._ingest(half)
+
     def _write_once(self, batch: _Batch) -> None:
         if batch.readings:
-            ingest_readings(self._rt, batch.readings, actor=self._actor)
+            self._ingest(batch.readings)
             with self._lock:
                 self._ingested += len(batch.readings)
             if self.on_ingested is not None:
@@ -174,6 +189,11 @@ class LinkSink:
         for code in sorted(batch.seen):
             links.gateway_seen(self._rt, code)
         batch.seen = set()
+
+
+def _halves(items: list[ReadingIn]) -> tuple[list[ReadingIn], list[ReadingIn]]:
+    middle = len(items) // 2
+    return items[:middle], items[middle:]
 
 
 def _add(batch: _Batch, item: Item) -> None:
