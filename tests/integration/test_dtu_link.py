@@ -10,7 +10,6 @@ consumption billed always adds up to the last register value read.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +39,7 @@ from meterpay.sites import service as sites
 from meterpay.sites.model import UnitKind
 from meterpay.tariffs import service as tariffs
 from tests.integration.builders import ACTOR
+from tests.integration.polled import readings_per_meter, until
 
 PRICE = Decimal("0.4883")
 MODEL = "generic-dds-645-2007-prepaid"
@@ -108,24 +108,6 @@ def _fleet(port: int, addresses: list[str]) -> SimulatedFleet:
     return SimulatedFleet.spread("127.0.0.1", port, [DTU_ID], meters, settings=settings)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not hold in time")
-        await asyncio.sleep(0.1)
-
-
-def _readings_per_meter(rt: Runtime) -> dict[int, int]:
-    with rt.db.read() as conn:
-        rows = conn.execute(
-            select(readings.c.meter_id, func.count())
-            .where(readings.c.source == "dtu")
-            .group_by(readings.c.meter_id)
-        ).all()
-    return {int(m): int(n) for m, n in rows}
-
-
 async def _serve_and_poll(
     bus: Bus, rounds: int, during: Callable[[SimulatedFleet], Awaitable[None]] | None = None
 ) -> DtuServer:
@@ -140,10 +122,10 @@ async def _serve_and_poll(
                 await during(fleet)
 
             async def polled_enough() -> bool:
-                counts = await asyncio.to_thread(_readings_per_meter, bus.live)
+                counts = await asyncio.to_thread(readings_per_meter, bus.live, "dtu")
                 return len(counts) == 32 and min(counts.values()) >= rounds
 
-            await _until(polled_enough, timeout=60)
+            await until(polled_enough, timeout=60)
     finally:
         await server.stop()
         await asyncio.to_thread(sink.stop)
@@ -249,7 +231,7 @@ def test_a_relay_command_goes_out_through_the_dtu_and_the_meter_obeys(
         try:
             async with _fleet(server.port, sorted(bus.meter_ids)) as fleet:
                 await fleet.wait_connected(10)
-                await _until(lambda: _connected(server), timeout=10)
+                await until(lambda: _connected(server), timeout=10)
                 outcome = await server.command(DTU_ID, address, action)
                 return outcome.accepted, fleet.meter(address).relay_open
         finally:
@@ -320,10 +302,10 @@ def test_a_modbus_rtu_meter_on_a_dtu_bus_is_polled_by_our_own_master(rt: Runtime
             ):
 
                 async def rtu_read_thrice() -> bool:
-                    counts = await asyncio.to_thread(_readings_per_meter, bus.live)
+                    counts = await asyncio.to_thread(readings_per_meter, bus.live, "dtu")
                     return counts.get(rtu.id, 0) >= 3
 
-                await _until(rtu_read_thrice, timeout=60)
+                await until(rtu_read_thrice, timeout=60)
         finally:
             await server.stop()
             await asyncio.to_thread(sink.stop)

@@ -11,7 +11,6 @@ sped-up schedule, and every reading is billed through the real ingest path.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -42,6 +41,7 @@ from meterpay.sites import service as sites
 from meterpay.sites.model import UnitKind
 from meterpay.tariffs import service as tariffs
 from tests.integration.builders import ACTOR
+from tests.integration.polled import readings_per_meter, until
 
 PRICE = Decimal("0.4883")
 OPENING = Decimal("100")
@@ -223,27 +223,9 @@ def _poller(site: Site, sink: LinkSink, refresh_s: float = 60.0) -> ModbusTcpPol
     return ModbusTcpPoller(site.live, sink, settings, models=MODELS)
 
 
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not hold in time")
-        await asyncio.sleep(0.1)
-
-
-def _readings_per_meter(rt: Runtime) -> dict[int, int]:
-    with rt.db.read() as conn:
-        rows = conn.execute(
-            select(readings.c.meter_id, func.count())
-            .where(readings.c.source == "modbus")
-            .group_by(readings.c.meter_id)
-        ).all()
-    return {int(m): int(n) for m, n in rows}
-
-
 def _each_polled(site: Site, rounds: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        counts = await asyncio.to_thread(_readings_per_meter, site.live)
+        counts = await asyncio.to_thread(readings_per_meter, site.live, "modbus")
         return all(counts.get(site.meter_ids[a], 0) >= rounds for a in BILLED)
 
     return check
@@ -291,7 +273,7 @@ def test_modbus_tcp_meters_are_polled_and_every_reading_billed(rt: Runtime) -> N
         poller = _poller(site, sink)
         await poller.start()
         try:
-            await _until(_each_polled(site, rounds=3))
+            await until(_each_polled(site, rounds=3))
         finally:
             await poller.stop()
             await asyncio.to_thread(sink.stop)
@@ -310,7 +292,7 @@ def test_modbus_tcp_meters_are_polled_and_every_reading_billed(rt: Runtime) -> N
         REFUSES: "online",  # it answers, with exceptions: there, but not billable
     }
     refusing = site.meter_ids[REFUSES]
-    assert _readings_per_meter(rt).get(refusing) is None
+    assert readings_per_meter(rt, "modbus").get(refusing) is None
     assert "exception 0x02 illegal_data_address" in _notes(rt, refusing)
     assert "no reply after 2 tries" in _notes(rt, site.meter_ids[NO_REPLY])
     assert "exception 0x0B gateway_target_failed_to_respond" in _notes(
@@ -344,14 +326,14 @@ def test_the_gateway_going_away_and_coming_back_loses_nothing_and_bills_nothing_
         poller = _poller(site, sink)
         await poller.start()
         try:
-            await _until(_each_polled(site, rounds=2))
+            await until(_each_polled(site, rounds=2))
             await far_end.down()
-            await _until(lambda: _offline(site))
+            await until(lambda: _offline(site))
             await asyncio.sleep(0.5)  # a few reconnects fail before it is back
-            before = await asyncio.to_thread(_readings_per_meter, site.live)
+            before = await asyncio.to_thread(readings_per_meter, site.live, "modbus")
             await far_end.up()
             polled_before = max(before[site.meter_ids[a]] for a in BILLED)
-            await _until(_each_polled(site, rounds=polled_before + 2))  # only a reconnect can
+            await until(_each_polled(site, rounds=polled_before + 2))  # only a reconnect can
         finally:
             await poller.stop()
             await asyncio.to_thread(sink.stop)
@@ -383,7 +365,7 @@ def test_a_relay_command_writes_the_coil_or_the_vendor_register(
         poller = _poller(site, sink)
         await poller.start()
         try:
-            await _until(lambda: _connected(poller, site.code))
+            await until(lambda: _connected(poller, site.code))
             coil = await poller.command(site.code, "1", action)
             register = await poller.command(site.code, "3", action)
             return coil.accepted, register.accepted
@@ -420,7 +402,7 @@ def test_a_gateway_registered_while_the_poller_runs_is_polled_without_a_restart(
         try:
             assert poller.endpoints == {}
             site = await asyncio.to_thread(a_site_behind, rt, far_end.port)
-            await _until(_each_polled(site, rounds=1))
+            await until(_each_polled(site, rounds=1))
         finally:
             await poller.stop()
             await asyncio.to_thread(sink.stop)
