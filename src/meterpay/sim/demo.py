@@ -68,15 +68,10 @@ def run_demo(rt: Runtime, *, units_per_floor: int, interval: float, serve: bool)
     if not serve:
         simulator.round()
         return 0
-    simulator.catch_up()
-    from meterpay.sim.demo_links import DemoLinks, place_on_links
-
-    units = _all_units(rt, site_id)
-    live = place_on_links(rt, site_id, _all_meters(rt, site_id), {u.id: u.code for u in units})
-    demo_links = DemoLinks(rt, live, {u.id: u.kind for u in units})
-    demo_links.start()
-    simulator.leave_to_links(demo_links.carried_meter_ids)
-    threading.Thread(target=simulator.loop, args=(interval,), daemon=True).start()
+    live: list[Any] = []  # the demo's links, once started (stopped on the way out)
+    threading.Thread(
+        target=_go_live, args=(rt, site_id, simulator, interval, live), daemon=True
+    ).start()
     import uvicorn
 
     from meterpay.web.app import create_app
@@ -87,8 +82,30 @@ def run_demo(rt: Runtime, *, units_per_floor: int, interval: float, serve: bool)
     try:
         uvicorn.run(create_app(rt), host=rt.settings.host, port=rt.settings.port)
     finally:
-        demo_links.stop()
+        for links in live:
+            links.stop()
     return 0
+
+
+def _go_live(
+    rt: Runtime, site_id: int, simulator: Simulator, interval: float, live: list[Any]
+) -> None:
+    """Beside the web server: fill in the history, hand the meters to the links, then
+    keep feeding the meters no link reads."""
+    from meterpay.sim.demo_links import DemoLinks, place_on_links
+
+    try:
+        simulator.catch_up()
+        units = _all_units(rt, site_id)
+        meters = _all_meters(rt, site_id)
+        placed = place_on_links(rt, site_id, meters, {u.id: u.code for u in units})
+        demo_links = DemoLinks(rt, placed, {u.id: u.kind for u in units})
+        demo_links.start()
+        live.append(demo_links)
+        simulator.leave_to_links(demo_links.carried_meter_ids)
+    except Exception:
+        log.exception("the demo's meters could not go live; feeding them directly")
+    simulator.loop(interval)
 
 
 def _existing_site(rt: Runtime) -> int | None:
