@@ -299,3 +299,24 @@ def test_a_gap_and_a_skewed_meter_clock_are_flagged_and_billed_as_usual(rt: Runt
     assert (first.quality, first.flags) == ("valid", ("gap",))
     assert (second.quality, second.flags) == ("valid", ("clock_skew",))
     assert result.charged_fen == round(12 * 4883 / 100)
+
+
+def test_a_second_reading_at_a_stored_time_with_another_total_is_flagged_not_billed(
+    rt: Runtime,
+) -> None:
+    """The stored reading stands; a different total for the same instant is reported."""
+    home = a_home(rt)
+    rt.clock.advance(timedelta(hours=2))  # type: ignore[attr-defined]
+    first = ingest_readings(rt, [_reading(home.meter.id, rt, -1, "10")], actor="test")
+    again = ingest_readings(
+        rt,
+        [_reading(home.meter.id, rt, -1, "10"), _reading(home.meter.id, rt, -1, "12")],
+        actor="test",
+    )
+    assert first.counts == {"received": 1, "valid": 1}
+    assert [(o.quality, o.flags) for o in again.outcomes] == [
+        ("duplicate", ()),
+        ("duplicate", ("conflict",)),
+    ]
+    assert again.charged_fen == 0
+    assert metering.get_meter(rt, home.meter.id).last_total == Decimal("10.0000")

@@ -181,7 +181,7 @@ def _priced(
             pass  # the meter reports a period this tariff doesn't price: split by time
     return price_usage(
         components,
-        Usage(quantity, start, end, time_zone=time_zone),
+        Usage.measured(quantity, start, end, time_zone),
         state,
         day_type=china_day_type,
     )

@@ -13,6 +13,7 @@ Unknown meters reject the whole batch before anything is written.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import Counter
@@ -47,6 +48,8 @@ from meterpay.metering.rules import (
 )
 from meterpay.runtime import Runtime
 from meterpay.tariffs.repository import price_schedules
+
+log = logging.getLogger(__name__)
 
 
 class Tolerances(NamedTuple):
@@ -122,7 +125,8 @@ def ingest_in(
     _refuse_unknown(meters_by_id, chunk)
     targets = {mid: m.account for mid, m in meters_by_id.items() if m.account is not None}
     schedules = price_schedules(conn, {t.tariff_id for t in targets.values()})
-    seen = repo.existing_reading_times(conn, [(r.meter_id, r.read_at) for r in chunk])
+    seen = repo.stored_totals(conn, [(r.meter_id, r.read_at) for r in chunk])
+    conflicts: set[tuple[int, datetime, Decimal]] = set()  # (meter, time, the other total)
     judged: list[tuple[ReadingIn, Assessment | None, datetime | None]] = []
     cursors: dict[int, LastAccepted] = {}
     moved_registers: dict[int, Registers | None] = {}
@@ -134,9 +138,11 @@ def ingest_in(
     )
     for r in chunk:  # sorted by meter, then time
         if (r.meter_id, r.read_at) in seen:
+            if seen[(r.meter_id, r.read_at)] != r.total:
+                conflicts.add((r.meter_id, r.read_at, r.total))
             judged.append((r, None, None))
             continue
-        seen.add((r.meter_id, r.read_at))
+        seen[(r.meter_id, r.read_at)] = r.total
         meter = meters_by_id[r.meter_id]
         last = cursors.get(r.meter_id, meter.last)
         verdict = _judge(meter, last, r, now=now, tolerance=tolerance, schedules=schedules)
@@ -171,7 +177,9 @@ def ingest_in(
         conn, billables, schedules, targets, carries, tiers=tiers, actor=actor, now=now
     )
     repo.advance_cursors(conn, cursors, carries, moved_registers)
-    return [_outcome(r, v, ids, amounts) for r, v, _ in judged]
+    if conflicts:
+        log.warning("readings at an already stored time with another total: %s", sorted(conflicts))
+    return [_outcome(r, v, ids, amounts, conflicts) for r, v, _ in judged]
 
 
 def _registers(r: ReadingIn) -> Registers | None:
@@ -244,9 +252,11 @@ def _outcome(
     v: Assessment | None,
     ids: dict[tuple[int, datetime], int],
     amounts: dict[int, int],
+    conflicts: set[tuple[int, datetime, Decimal]],
 ) -> ReadingOutcome:
-    if v is None:
-        return ReadingOutcome(r.meter_id, r.read_at, None, False, "duplicate", (), "0", 0)
+    if v is None:  # a duplicate: the stored reading stands; a different total is flagged
+        flags = ("conflict",) if (r.meter_id, r.read_at, r.total) in conflicts else ()
+        return ReadingOutcome(r.meter_id, r.read_at, None, False, "duplicate", flags, "0", 0)
     reading_id = ids[(r.meter_id, r.read_at)]
     return ReadingOutcome(
         r.meter_id,

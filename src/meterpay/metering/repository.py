@@ -152,27 +152,28 @@ def _revenue_ids(
     return {pair: (ids[code], code) for pair, code in codes.items()}
 
 
-def existing_reading_times(
+def stored_totals(
     conn: Connection, pairs: Sequence[tuple[int, datetime]]
-) -> set[tuple[int, datetime]]:
-    """Which (meter, time) pairs are stored already."""
+) -> dict[tuple[int, datetime], Decimal]:
+    """The register total stored for each (meter, time) pair already stored."""
     if not pairs:
-        return set()
+        return {}
     times = [t for _, t in pairs]
     if is_postgres(conn):  # a join on arrays beats a 2000-way OR by far
         joined = text(
-            "SELECT r.meter_id, r.read_at FROM readings r"
+            "SELECT r.meter_id, r.read_at, r.total FROM readings r"
             " JOIN unnest(CAST(:m AS integer[]), CAST(:t AS timestamptz[])) AS v(meter_id, read_at)"
             " ON r.meter_id = v.meter_id AND r.read_at = v.read_at"
             " WHERE r.read_at BETWEEN :lo AND :hi"
         ).bindparams(m=[m for m, _ in pairs], t=times, lo=min(times), hi=max(times))
-        return {(int(m), t.astimezone(UTC)) for m, t in conn.execute(joined)}
-    query = select(readings.c.meter_id, readings.c.read_at).where(
+        typed = joined.columns(readings.c.meter_id, readings.c.read_at, readings.c.total)
+        return {(int(m), t.astimezone(UTC)): total for m, t, total in conn.execute(typed)}
+    query = select(readings.c.meter_id, readings.c.read_at, readings.c.total).where(
         readings.c.read_at >= min(times),
         readings.c.read_at <= max(times),
         tuple_(readings.c.meter_id, readings.c.read_at).in_(list(pairs)),
     )
-    return {(int(m), t) for m, t in conn.execute(query)}
+    return {(int(m), t): total for m, t, total in conn.execute(query)}
 
 
 READING_COLUMNS = (
