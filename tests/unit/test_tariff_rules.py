@@ -791,3 +791,22 @@ def test_shares_add_up_to_the_bill_and_stay_within_a_fen_of_pro_rata(
     excluded = data.draw(st.sets(st.sampled_from(sorted(consumptions))))
     kept = share_bill(bill, consumptions, excluded)
     assert kept == {key: fen for key, fen in shares.items() if key not in excluded}
+
+
+@given(
+    st.integers(min_value=0, max_value=40_000),
+    st.integers(min_value=0, max_value=60_000_000),
+    st.integers(min_value=0, max_value=365 * 96 - 1),
+    st.sampled_from([ZHEJIANG_TOU, ZHEJIANG_FLAT]),
+)
+def test_the_one_tier_shortcut_prices_exactly_as_the_general_tier_split(
+    units: int, opening: int, slot: int, components: TariffComponents
+) -> None:
+    """A 15-minute interval priced by the shortcut (one cell, one tier) equals the general path
+    (forced by a zero account adjustment), tier crossings included."""
+    start = local(2024, 1, 1) + timedelta(minutes=15 * slot)
+    used = Usage(Decimal(units) / 10_000, start, start + timedelta(minutes=15))
+    state = TierState(date(2024, 1, 1), Decimal(opening) / 10_000)
+    shortcut = price_usage(components, used, state)
+    general = price_usage(components, used, state, adjustment=AccountTierAdjustment(Decimal(0)))
+    assert shortcut == general

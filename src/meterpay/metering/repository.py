@@ -30,7 +30,6 @@ from meterpay.metering.meters import Meter
 from meterpay.metering.model import LastAccepted, MeterProfile
 from meterpay.metering.rules import Registers
 from meterpay.sites.model import revenue_code
-from meterpay.tariffs.apportion import to_units
 from meterpay.tariffs.usage import TierState
 
 
@@ -129,7 +128,7 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             if any(v is not None for v in (tip, peak, flat, valley))
             else None
         )
-        tier = TierState.counted(cycle_start, to_units(consumed)) if cycle_start else None
+        tier = TierState.stored(cycle_start, consumed) if cycle_start else None
         found[meter_id] = MeterState(
             meter_id, profile, removed_at, last, carry, target, registers, tier
         )

@@ -157,6 +157,15 @@ def price_usage(
     else:
         cells = _cells(_period_volumes(components, registers, total, layout), layout)
     tiers = components.tiers
+    if tiers is not None and len(layout.pieces) == 1 and len(cells) <= 1 and adjustment is None:
+        within = _within_one_tier(
+            memo, tiers, layout.pieces[0], cells, total=total, usage=usage, state=state
+        )
+        if within is not None:  # the usual case: one cycle, one cell, one tier
+            one_tier, moved = within
+            if components.surcharges:
+                one_tier += _surcharge_lines(components, usage.quantity)
+            return Priced(one_tier, moved, difference)
     if tiers is None:
         energy: dict[Slot, int] = {
             (None, sched, period): u for (_, sched, period), u in cells.items()
@@ -408,6 +417,34 @@ def _tiered(
             _add_tiers(energy, rows, split_by_tiers(consumed, used, bounds))
         consumed += used
     return energy, TierState.counted(pieces[-1].cycle_start, consumed)
+
+
+def _within_one_tier(
+    memo: _Memo,
+    tiers: Tiers,
+    piece: CyclePiece,
+    cells: Mapping[Cell, int],
+    *,
+    total: int,
+    usage: Usage,
+    state: TierState | None,
+) -> tuple[tuple[PriceLine, ...], TierState] | None:
+    """What ``_tiered`` and ``_energy_lines`` give for at most one cell whose units all
+    fall in one tier of one cycle, without their tables; None when they cross a step."""
+    consumed = _opening(tiers, state, piece.cycle_start)
+    if not cells:
+        return (), TierState.counted(piece.cycle_start, consumed)
+    [(cell, units)] = cells.items()
+    bounds = tiers.boundary_units
+    step = bisect_left(bounds, consumed + 1)  # a step covers (previous bound, bound]
+    if bisect_left(bounds, consumed + units) != step:
+        return None
+    _, schedule, period = cell
+    slot = (step + 1, schedule, period)
+    price = memo.prices.get(slot) or memo.unit_price(*slot)
+    quantity = usage.quantity if units == total else from_units(units)
+    line = PriceLine(ENERGY, step + 1, period, quantity, price, quantity * price)
+    return (line,), TierState.counted(piece.cycle_start, consumed + units)
 
 
 def _add_tiers(energy: dict[Slot, int], rows: list[tuple[Cell, int]], steps: list[int]) -> None:

@@ -64,6 +64,17 @@ class TierState:
         set_field(self, "consumed", _quantity(self.consumed, "consumed"))
 
     @classmethod
+    def stored(cls, cycle_start: date, consumed: Decimal) -> TierState:
+        """A state as the database keeps it (a date, a non-negative 4-decimal quantity,
+        both checked on the way in): no checks again on the hot path."""
+        if type(cycle_start) is not date or consumed < 0:
+            return cls(cycle_start, consumed)
+        state = _new(cls)
+        _set(state, "cycle_start", cycle_start)
+        _set(state, "consumed", consumed)
+        return state
+
+    @classmethod
     def counted(cls, cycle_start: date, units: int) -> TierState:
         """The state after pricing: ``units`` of 0.0001 used since ``cycle_start``.
 
