@@ -118,9 +118,7 @@ class Usage:
         self.zone  # noqa: B018  refuse an unknown zone now, not at pricing
 
     @classmethod
-    def measured(
-        cls, quantity: Decimal, start: datetime, end: datetime, time_zone: str
-    ) -> Usage:
+    def measured(cls, quantity: Decimal, start: datetime, end: datetime, time_zone: str) -> Usage:
         """A usage from values ingest has already checked: the consumption of a valid
         reading (4 decimals, not negative), over an interval between two stored aware
         readings, in a site's known zone. Skips the constructor's checks (a few
