@@ -307,6 +307,36 @@ readings = Table(
     Column("consumption", Quantity, nullable=False, default=0),
 )
 
+# Commands to meters (cut, restore, read status, time sync), written with the decision
+# that caused them and dispatched after the commit; ``cause_key`` makes deciding again
+# harmless. Lifecycle: meterpay.control.commands.
+commands = Table(
+    "commands",
+    metadata,
+    _id(),
+    Column("meter_id", ForeignKey("meters.id"), nullable=False),
+    Column("account_id", Integer, nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("cause_key", String(200), nullable=False, unique=True),
+    Column("reason", String(500), nullable=False, default="", server_default=""),
+    Column("requested_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("last_error", String(500), nullable=False, default="", server_default=""),
+    CheckConstraint("kind IN ('cut', 'restore', 'read_status', 'time_sync')", name="kind"),
+    CheckConstraint(
+        "state IN ('pending', 'sent', 'acknowledged', 'verified', 'failed', 'expired')",
+        name="state",
+    ),
+    CheckConstraint("attempts >= 0", name="attempts"),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "meter_id", "id"),
+)
+
 # Raw frames to and from meters, for technicians (newest last; no foreign keys:
 # a DTU that is not registered yet is logged under its registration id).
 frame_log = Table(
