@@ -17,12 +17,15 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from meterpay.control import outbox
+from meterpay.control.commands import CommandKind, CommandState
 from meterpay.db.schema import charges, frame_log, readings
 from meterpay.drivers.models import bundled_models
 from meterpay.drivers.supply import SupplyAction
 from meterpay.kernel.clock import SystemClock
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import service as ledger
+from meterpay.links.command_dispatch import CommandDispatcher
 from meterpay.links.dtu_bus import BusTimings
 from meterpay.links.dtu_server import DtuServer, DtuSettings
 from meterpay.links.sink import LinkSink
@@ -313,3 +316,44 @@ def test_a_modbus_rtu_meter_on_a_dtu_bus_is_polled_by_our_own_master(rt: Runtime
     asyncio.run(poll())
     _billed_exactly_once(rt, {"1": rtu.id})
     assert (metering.get_meter(rt, rtu.id).last_total or 0) > 0
+
+
+def test_outbox_commands_are_carried_through_the_dtu_and_verified_by_read_back(
+    rt: Runtime,
+) -> None:
+    """A queued cut opens the simulated relay and is verified; the restore closes it again."""
+    bus = a_bus_of_32_meters(rt)
+    address = "000000000009"
+    meter_id = bus.meter_ids[address]
+
+    async def carry() -> tuple[list[CommandState], bool | None]:
+        sink = LinkSink(bus.live, actor="dtu")
+        sink.start()
+        server = DtuServer(bus.live, sink, DtuSettings(port=0, timings=FAST))
+        await server.start()
+        dispatcher = CommandDispatcher(bus.live, server)
+        states = []
+        try:
+            async with _fleet(server.port, sorted(bus.meter_ids)) as fleet:
+                await fleet.wait_connected(10)
+                await until(lambda: _connected(server), timeout=10)
+                for kind in (CommandKind.CUT, CommandKind.RESTORE):
+                    command = outbox.queue(
+                        bus.live,
+                        meter_id=meter_id,
+                        kind=kind,
+                        cause_key=f"test:{kind.value}",
+                        requested_by="test",
+                    )
+                    assert await dispatcher.round() == 1
+                    states.append(outbox.get(bus.live, command.id).state)
+                    if kind is CommandKind.CUT:
+                        assert fleet.meter(address).relay_open is True
+                return states, fleet.meter(address).relay_open
+        finally:
+            await server.stop()
+            await asyncio.to_thread(sink.stop)
+
+    states, relay_open = asyncio.run(carry())
+    assert states == [CommandState.VERIFIED, CommandState.VERIFIED]
+    assert relay_open is False

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from meterpay.drivers import cjt188, cjt188_messages, dlt645, dlt645_replies, modbus, polling
@@ -57,8 +58,9 @@ class BusTimings:
 class _Command:
     meter: LinkedMeter
     model: MeterModel
-    action: SupplyAction
-    done: asyncio.Future[CommandOutcome]
+    action: SupplyAction | None
+    """None: read the meter now (a read-back after a command)."""
+    done: asyncio.Future[Any]
 
 
 class Bus:
@@ -118,11 +120,21 @@ class Bus:
 
     async def command(self, address: str, action: SupplyAction) -> CommandOutcome:
         """Queue a relay/valve command for the meter at ``address``; its outcome."""
+        outcome: CommandOutcome = await self._queue(address, action)
+        return outcome
+
+    async def read(self, address: str) -> polling.Reading:
+        """Read the meter at ``address`` now (every item of its model), ahead of the polls;
+        the reading is also handed to the sink like any poll's."""
+        reading: polling.Reading = await self._queue(address, None)
+        return reading
+
+    async def _queue(self, address: str, action: SupplyAction | None) -> Any:
         meter_id = self._by_address.get(address)
         if meter_id is None:
             raise LookupError(f"no meter {address} on DTU {self.code}")
         meter, model = self._meters[meter_id]
-        done: asyncio.Future[CommandOutcome] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         await self._commands.put(_Command(meter, model, action, done))
         self._wake.set()
         return await done
@@ -203,7 +215,30 @@ class Bus:
         if found is not None:  # None: a status-only round, or the energy read was refused
             self._sink.put_reading(found)
 
+    async def _read_now(self, command: _Command) -> None:
+        meter, model = command.meter, command.model
+        answers: list[tuple[PollRequest, ReplyFrame]] = []
+        for key in sorted(k for k in self._polls if k[0] == meter.id):
+            for poll in self._polls[key]:
+                reply = await self._transact(meter, model, poll.frame, poll.request)
+                if reply is None:
+                    self._sink.silent(meter.id)
+                    command.done.set_exception(TimeoutError(f"meter {meter.address} is silent"))
+                    return
+                answers.append((poll, reply))
+        self._sink.heard(meter.id)
+        try:
+            reading = polling.reading_from_replies(model, meter.address, answers)
+        except FrameError as exc:
+            command.done.set_exception(exc)
+            return
+        self._hand_over(meter, model, answers)
+        command.done.set_result(reading)
+
     async def _run_command(self, command: _Command) -> None:
+        if command.action is None:
+            await self._read_now(command)
+            return
         meter, model = command.meter, command.model
         try:
             request = supply_command(

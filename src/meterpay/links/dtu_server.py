@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from meterpay.drivers.models import MeterModel, Protocol, bundled_models
+from meterpay.drivers.polling import Reading
 from meterpay.drivers.supply import CommandOutcome, SupplyAction
 from meterpay.kernel.errors import NotFound
 from meterpay.links.dtu_bus import Bus, BusTimings
@@ -118,6 +119,13 @@ class DtuServer:
         if bus is None:
             raise ConnectionError(f"DTU {gateway_code} is not connected")
         return await bus.command(address, action)
+
+    async def read(self, gateway_code: str, address: str) -> Reading:
+        """Read a meter through a connected DTU now (a command's read-back)."""
+        bus = self._buses.get(gateway_code)
+        if bus is None:
+            raise ConnectionError(f"DTU {gateway_code} is not connected")
+        return await bus.read(address)
 
     # --- one connection ---------------------------------------------------------------
 

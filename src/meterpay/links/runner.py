@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from meterpay.config import Settings
+from meterpay.links.command_dispatch import CommandDispatcher
 from meterpay.links.dtu_bus import BusTimings
 from meterpay.links.dtu_server import DtuServer, DtuSettings
 from meterpay.links.modbus_tcp import ModbusTcpPoller, ModbusTcpSettings
@@ -66,6 +67,7 @@ class Links:
             self.sink.start()
             self.server = DtuServer(self.rt, self.sink, self.dtu)
             await self.server.start()
+            jobs.append(CommandDispatcher(self.rt, self.server).run(stop))
         if self.mqtt is not None:
             self.consumer = MqttConsumer(self.rt, self.mqtt)
             jobs.append(self.consumer.run(stop))
