@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -19,10 +18,9 @@ from sqlalchemy import func, select
 
 from meterpay.control import outbox
 from meterpay.control.commands import CommandKind, CommandState
-from meterpay.db.schema import charges, frame_log, readings
+from meterpay.db.schema import frame_log
 from meterpay.drivers.models import bundled_models
 from meterpay.drivers.supply import SupplyAction
-from meterpay.kernel.clock import SystemClock
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import service as ledger
 from meterpay.links.command_dispatch import CommandDispatcher
@@ -41,8 +39,8 @@ from meterpay.sim.simulate import Plan, provision
 from meterpay.sites import service as sites
 from meterpay.sites.model import UnitKind
 from meterpay.tariffs import service as tariffs
-from tests.integration.builders import ACTOR
-from tests.integration.polled import readings_per_meter, until
+from tests.integration.builders import ACTOR, LinkedMeter, LinkedSite, a_linked_site
+from tests.integration.polled import assert_billed_exactly_once, readings_per_meter, until
 
 PRICE = Decimal("0.4883")
 MODEL = "generic-dds-645-2007-prepaid"
@@ -50,58 +48,17 @@ DTU_ID = "861234040000017"
 FAST = BusTimings(reply_timeout_s=0.5, retries=1, idle_timeout_s=30, poll_speed=3000)
 
 
-@dataclass
-class Bus:
-    """A site whose 32 meters hang on one registered DTU."""
-
-    live: Runtime
-    meter_ids: dict[str, int]
-
-
-def a_bus_of_32_meters(rt: Runtime) -> Bus:
-    site = sites.create_site(rt, code="DTU", name="总线小区", actor=ACTOR)
-    tariff = tariffs.create_flat_tariff(
+def a_bus_of_32_meters(rt: Runtime) -> LinkedSite:
+    """A site whose 32 DL/T 645 meters hang on one registered DTU."""
+    meters = [LinkedMeter(f"{n:012d}", Protocol.DLT645_2007, MODEL) for n in range(1, 33)]
+    return a_linked_site(
         rt,
-        site_id=site.id,
-        code="E-FLAT",
-        name="居民电价",
-        utility=Utility.ELECTRICITY,
-        unit_price=str(PRICE),
-        effective_from=rt.clock.now().replace(year=2025),
-        actor=ACTOR,
+        code="DTU",
+        gateway_code=DTU_ID,
+        transport=Transport.DTU,
+        meters=meters,
+        price=PRICE,
     )
-    gateway = links.create_gateway(
-        rt, site_id=site.id, code=DTU_ID, name="1号楼DTU", transport=Transport.DTU, actor=ACTOR
-    )
-    meter_ids = {}
-    for n in range(1, 33):
-        unit = sites.create_unit(
-            rt,
-            site_id=site.id,
-            code=f"1-{n:04d}",
-            name=f"1号楼{n}室",
-            kind=UnitKind.HOME,
-            actor=ACTOR,
-        )
-        account = sites.open_account(
-            rt, unit_id=unit.id, utility=Utility.ELECTRICITY, tariff_id=tariff.id, actor=ACTOR
-        )
-        address = f"{n:012d}"
-        meter = metering.register_meter(
-            rt,
-            unit_id=unit.id,
-            utility=Utility.ELECTRICITY,
-            protocol=Protocol.DLT645_2007,
-            address=address,
-            account_id=account.id,
-            gateway_id=gateway.id,
-            model=MODEL,
-            has_switch=True,
-            actor=ACTOR,
-        )
-        meter_ids[address] = meter.id
-    # The listener stamps readings with the real time: a live clock on the same database.
-    return Bus(Runtime(db=rt.db, clock=SystemClock(), settings=rt.settings), meter_ids)
 
 
 def _fleet(port: int, addresses: list[str]) -> SimulatedFleet:
@@ -112,7 +69,7 @@ def _fleet(port: int, addresses: list[str]) -> SimulatedFleet:
 
 
 async def _serve_and_poll(
-    bus: Bus, rounds: int, during: Callable[[SimulatedFleet], Awaitable[None]] | None = None
+    bus: LinkedSite, rounds: int, during: Callable[[SimulatedFleet], Awaitable[None]] | None = None
 ) -> DtuServer:
     sink = LinkSink(bus.live, actor="dtu", flush_seconds=0.1)
     sink.start()
@@ -138,25 +95,7 @@ async def _serve_and_poll(
 def _billed_exactly_once(rt: Runtime, meter_ids: dict[str, int]) -> None:
     """Each meter's charges add up to the price of all it used, each reading charged once."""
     for meter_id in meter_ids.values():
-        meter = metering.get_meter(rt, meter_id)
-        with rt.db.read() as conn:
-            used, charged, charged_readings = conn.execute(
-                select(
-                    func.coalesce(func.sum(charges.c.quantity), 0),
-                    func.coalesce(func.sum(charges.c.amount_fen), 0),
-                    func.count(func.distinct(charges.c.reading_id)),
-                ).where(charges.c.meter_id == meter_id)
-            ).one()
-            valid = conn.execute(
-                select(func.count())
-                .select_from(readings)
-                .where(readings.c.meter_id == meter_id, readings.c.quality == "valid")
-            ).scalar_one()
-        assert meter.last_total is not None
-        assert Decimal(used) == meter.last_total  # billed from 0 up to the last read
-        assert charged_readings == valid  # one charge per valid reading, none twice
-        exact = meter.last_total * PRICE * 100
-        assert abs(Decimal(int(charged)) - exact) <= Decimal("0.5")  # the carry, under a fen
+        assert_billed_exactly_once(rt, meter_id, opening=Decimal(0), price=PRICE)
     assert ledger.verify_ledger(rt) == []
 
 

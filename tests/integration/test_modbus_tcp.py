@@ -21,9 +21,9 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from meterpay.db.schema import charges, frame_log, readings
+from meterpay.db.schema import frame_log
 from meterpay.drivers.models import MeterModel, bundled_models, load_model_text
 from meterpay.drivers.supply import SupplyAction
 from meterpay.kernel.clock import SystemClock
@@ -39,9 +39,8 @@ from meterpay.metering.meters import Protocol
 from meterpay.runtime import Runtime
 from meterpay.sites import service as sites
 from meterpay.sites.model import UnitKind
-from meterpay.tariffs import service as tariffs
-from tests.integration.builders import ACTOR
-from tests.integration.polled import readings_per_meter, until
+from tests.integration.builders import ACTOR, LinkedMeter, LinkedSite, a_linked_site
+from tests.integration.polled import assert_billed_exactly_once, readings_per_meter, until
 
 PRICE = Decimal("0.4883")
 OPENING = Decimal("100")
@@ -157,73 +156,29 @@ def a_far_end() -> FarEnd:
     )
 
 
-@dataclass
-class Site:
-    live: Runtime
-    code: str
-    meter_ids: dict[str, int]
-
-
-def a_site_behind(rt: Runtime, port: int) -> Site:
+def a_site_behind(rt: Runtime, port: int) -> LinkedSite:
     """One Modbus TCP gateway at ``127.0.0.1:port`` with units 1..6, all on a flat tariff."""
-    site = sites.create_site(rt, code="MB", name="配电房", actor=ACTOR)
-    tariff = tariffs.create_flat_tariff(
-        rt,
-        site_id=site.id,
-        code="E-FLAT",
-        name="商铺电价",
-        utility=Utility.ELECTRICITY,
-        unit_price=str(PRICE),
-        effective_from=rt.clock.now().replace(year=2025),
-        actor=ACTOR,
-    )
-    code = f"127.0.0.1:{port}"
-    gateway = links.create_gateway(
-        rt,
-        site_id=site.id,
-        code=code,
-        name="1号配电柜",
-        transport=Transport.MODBUS_TCP,
-        actor=ACTOR,
-    )
     models = {"2": "eastron-sdm120-modbus", "3": CDAB_MODEL.id}
-    meter_ids = {}
-    for address in ("1", "2", "3", NO_REPLY, GATEWAY_SAYS_SILENT, REFUSES):
-        unit = sites.create_unit(
-            rt,
-            site_id=site.id,
-            code=f"S-{address}",
-            name=f"商铺{address}",
-            kind=UnitKind.SHOP,
-            actor=ACTOR,
-        )
-        account = sites.open_account(
-            rt, unit_id=unit.id, utility=Utility.ELECTRICITY, tariff_id=tariff.id, actor=ACTOR
-        )
-        meter = metering.register_meter(
-            rt,
-            unit_id=unit.id,
-            utility=Utility.ELECTRICITY,
-            protocol=Protocol.MODBUS,
-            address=address,
-            initial_total=OPENING,
-            account_id=account.id,
-            gateway_id=gateway.id,
-            model=models.get(address),  # None: the poller's default Modbus TCP model
-            has_switch=True,
-            actor=ACTOR,
-        )
-        meter_ids[address] = meter.id
-    # The poller stamps readings with the real time: a live clock on the same database.
-    return Site(Runtime(db=rt.db, clock=SystemClock(), settings=rt.settings), code, meter_ids)
+    addresses = ("1", "2", "3", NO_REPLY, GATEWAY_SAYS_SILENT, REFUSES)
+    return a_linked_site(
+        rt,
+        code="MB",
+        gateway_code=f"127.0.0.1:{port}",
+        transport=Transport.MODBUS_TCP,
+        # no model: the poller's default Modbus TCP model
+        meters=[LinkedMeter(a, Protocol.MODBUS, models.get(a)) for a in addresses],
+        price=PRICE,
+        kind=UnitKind.SHOP,
+        initial_total=OPENING,
+    )
 
 
-def _poller(site: Site, sink: LinkSink, refresh_s: float = 60.0) -> ModbusTcpPoller:
+def _poller(site: LinkedSite, sink: LinkSink, refresh_s: float = 60.0) -> ModbusTcpPoller:
     settings = ModbusTcpSettings(timings=FAST, refresh_s=refresh_s)
     return ModbusTcpPoller(site.live, sink, settings, models=MODELS)
 
 
-def _each_polled(site: Site, rounds: int) -> Callable[[], Awaitable[bool]]:
+def _each_polled(site: LinkedSite, rounds: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         counts = await asyncio.to_thread(readings_per_meter, site.live, "modbus")
         return all(counts.get(site.meter_ids[a], 0) >= rounds for a in BILLED)
@@ -231,30 +186,13 @@ def _each_polled(site: Site, rounds: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-def _billed_exactly_once(rt: Runtime, site: Site, far_end: FarEnd) -> None:
+def _billed_exactly_once(rt: Runtime, site: LinkedSite, far_end: FarEnd) -> None:
     """Each meter's charges add up to the price of all it used since installation."""
     for address in BILLED:
-        meter = metering.get_meter(rt, site.meter_ids[address])
-        with rt.db.read() as conn:
-            used, charged, charged_readings = conn.execute(
-                select(
-                    func.coalesce(func.sum(charges.c.quantity), 0),
-                    func.coalesce(func.sum(charges.c.amount_fen), 0),
-                    func.count(func.distinct(charges.c.reading_id)),
-                ).where(charges.c.meter_id == meter.id)
-            ).one()
-            valid = conn.execute(
-                select(func.count())
-                .select_from(readings)
-                .where(readings.c.meter_id == meter.id, readings.c.quality == "valid")
-            ).scalar_one()
-        assert meter.last_total is not None and meter.last_total > OPENING
-        assert meter.last_total <= far_end.meters[address].total  # never more than the register
-        assert (meter.last_total - OPENING) % STEP == 0  # float32 decoded to the exact Decimal
-        assert Decimal(used) == meter.last_total - OPENING
-        assert charged_readings == valid  # one charge per valid reading, none twice
-        exact = (meter.last_total - OPENING) * PRICE * 100
-        assert abs(Decimal(int(charged)) - exact) <= Decimal("0.5")  # the carry, under a fen
+        last = assert_billed_exactly_once(rt, site.meter_ids[address], opening=OPENING, price=PRICE)
+        assert last > OPENING
+        assert last <= far_end.meters[address].total  # never more than the register
+        assert (last - OPENING) % STEP == 0  # float32 decoded to the exact Decimal
     assert ledger.verify_ledger(rt) == []
 
 
@@ -265,7 +203,7 @@ def _notes(rt: Runtime, meter_id: int) -> set[str]:
 def test_modbus_tcp_meters_are_polled_and_every_reading_billed(rt: Runtime) -> None:
     far_end = a_far_end()
 
-    async def poll() -> Site:
+    async def poll() -> LinkedSite:
         await far_end.up()
         site = a_site_behind(rt, far_end.port)
         sink = LinkSink(site.live, actor="modbus", flush_seconds=0.1)
@@ -306,9 +244,9 @@ def test_modbus_tcp_meters_are_polled_and_every_reading_billed(rt: Runtime) -> N
         ).scalars()
         # the bytes on the wire: MBAP (any transaction id), unit 1, read 2 holding regs at 0x0100
         assert any(h.endswith("00 00 00 06 01 03 01 00 00 02") for h in sent)
-    gateway = links.gateway_by_code(rt, site.code)
+    gateway = links.gateway_by_code(rt, site.gateway_code)
     assert gateway.status == "offline"  # after the stop
-    assert gateway.remote_addr == site.code
+    assert gateway.remote_addr == site.gateway_code
     assert gateway.last_seen_at is not None and gateway.connected_at is not None
     assert gateway.last_seen_at > gateway.connected_at  # answers showed it was there
 
@@ -318,7 +256,7 @@ def test_the_gateway_going_away_and_coming_back_loses_nothing_and_bills_nothing_
 ) -> None:
     far_end = a_far_end()
 
-    async def poll() -> Site:
+    async def poll() -> LinkedSite:
         await far_end.up()
         site = a_site_behind(rt, far_end.port)
         sink = LinkSink(site.live, actor="modbus", flush_seconds=0.1)
@@ -346,8 +284,8 @@ def test_the_gateway_going_away_and_coming_back_loses_nothing_and_bills_nothing_
         assert metering.get_meter(rt, site.meter_ids[address]).link_status == "online"
 
 
-async def _offline(site: Site) -> bool:
-    gateway = await asyncio.to_thread(links.gateway_by_code, site.live, site.code)
+async def _offline(site: LinkedSite) -> bool:
+    gateway = await asyncio.to_thread(links.gateway_by_code, site.live, site.gateway_code)
     return gateway.status == "offline"
 
 
@@ -365,9 +303,9 @@ def test_a_relay_command_writes_the_coil_or_the_vendor_register(
         poller = _poller(site, sink)
         await poller.start()
         try:
-            await until(lambda: _connected(poller, site.code))
-            coil = await poller.command(site.code, "1", action)
-            register = await poller.command(site.code, "3", action)
+            await until(lambda: _connected(poller, site.gateway_code))
+            coil = await poller.command(site.gateway_code, "1", action)
+            register = await poller.command(site.gateway_code, "3", action)
             return coil.accepted, register.accepted
         finally:
             await poller.stop()
@@ -390,7 +328,7 @@ def test_a_gateway_registered_while_the_poller_runs_is_polled_without_a_restart(
 ) -> None:
     far_end = a_far_end()
 
-    async def poll() -> Site:
+    async def poll() -> LinkedSite:
         await far_end.up()
         live = Runtime(db=rt.db, clock=SystemClock(), settings=rt.settings)
         sink = LinkSink(live, actor="modbus", flush_seconds=0.1)

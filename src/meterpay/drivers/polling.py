@@ -253,6 +253,37 @@ def interpret(poll: PollRequest, reply: ReplyFrame) -> Fields | Refused:
     raise UnexpectedReply(f"a {type(reply).__name__} cannot answer a {type(request).__name__}")
 
 
+def answers(request: Request, reply: ReplyFrame) -> bool:
+    """Whether ``reply`` is the meter's answer to ``request`` (not another meter's)."""
+    try:
+        if isinstance(request, dlt645.Frame) and isinstance(reply, dlt645.Frame):
+            dlt645_replies.answer(request, reply)
+        elif isinstance(request, cjt188.Frame) and isinstance(reply, cjt188.Frame):
+            cjt188_messages.answer(request, reply)
+        elif isinstance(request, modbus.Message):
+            message = reply.message if isinstance(reply, modbus.TcpFrame) else reply
+            if not isinstance(message, modbus.Message):
+                return False
+            modbus.answer(request, message)
+        else:
+            return False
+    except FrameError:
+        return False
+    return True
+
+
+def wire_bytes(frame: ReplyFrame) -> bytes:
+    """A decoded frame's bytes as logged: the frame itself, without wake-up bytes
+    (noise around it is logged apart, as skipped)."""
+    if isinstance(frame, dlt645.Frame):
+        return dlt645.encode(frame)
+    if isinstance(frame, cjt188.Frame):
+        return cjt188.encode(frame, wake_up=0)
+    if isinstance(frame, modbus.TcpFrame):
+        return modbus.encode_tcp(frame.message, frame.transaction_id)
+    return modbus.encode_rtu(frame)
+
+
 def _dlt645_fields(poll: PollRequest, reply: dlt645_replies.Reply) -> Fields | Refused:
     if isinstance(reply, dlt645_replies.AbnormalReply):
         return Refused(poll.item, tuple(reason.value for reason in reply.reasons) or ("unknown",))

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from meterpay.drivers import cjt188, cjt188_messages, dlt645, dlt645_replies, modbus, polling
+from meterpay.drivers import polling
 from meterpay.drivers.errors import FrameError
 from meterpay.drivers.models import MeterModel
 from meterpay.drivers.polling import PollRequest, ReplyFrame, Request
@@ -94,8 +94,6 @@ class Bus:
         self._wake = asyncio.Event()
         self._schedule = PollSchedule()
         self._polls: dict[tuple[int, int], list[PollRequest]] = {}  # built once: pure
-        self._closed = asyncio.Event()
-        self.rounds = 0
 
     # --- public --------------------------------------------------------------------------
 
@@ -115,7 +113,6 @@ class Bus:
             pass  # the DTU went away mid-request: not the meter's silence
         finally:
             reading.cancel()
-            self._closed.set()
             self._fail_commands()
 
     async def command(self, address: str, action: SupplyAction) -> CommandOutcome:
@@ -194,7 +191,6 @@ class Bus:
                     self._sink.silent(meter.id)
                     return  # the meter is away: the rest of its round would time out too
                 answers.append((poll, reply))
-        self.rounds += 1
         self._sink.heard(meter.id)
         self._hand_over(meter, model, answers)
 
@@ -306,10 +302,11 @@ class Bus:
                 if isinstance(event, Skipped):
                     self._log(Direction.RX, model, event.data, meter.id, f"skipped: {event.reason}")
                     continue
-                if _answers(request, event):
-                    self._log(Direction.RX, model, _wire(event), meter.id, "")
+                answered = polling.answers(request, event)
+                note = "" if answered else "not the reply awaited"
+                self._log(Direction.RX, model, polling.wire_bytes(event), meter.id, note)
+                if answered:
                     return event
-                self._log(Direction.RX, model, _wire(event), meter.id, "not the reply awaited")
         self._log(Direction.RX, model, b"", meter.id, "no reply (timeout)")
         return None
 
@@ -343,36 +340,5 @@ class Bus:
                 command.done.set_exception(ConnectionError(f"DTU {self.code} disconnected"))
 
 
-def _wire(frame: ReplyFrame) -> bytes:
-    """A decoded frame's bytes as logged: the frame itself, without wake-up bytes
-    (noise around it is logged apart, as skipped)."""
-    if isinstance(frame, dlt645.Frame):
-        return dlt645.encode(frame)
-    if isinstance(frame, cjt188.Frame):
-        return cjt188.encode(frame, wake_up=0)
-    if isinstance(frame, modbus.TcpFrame):
-        return modbus.encode_tcp(frame.message, frame.transaction_id)
-    return modbus.encode_rtu(frame)
-
-
 class _LinkLost(Exception):
     """The connection closed while a request was in flight."""
-
-
-def _answers(request: Request, reply: ReplyFrame) -> bool:
-    """Whether ``reply`` is the meter's answer to ``request`` (not another meter's)."""
-    try:
-        if isinstance(request, dlt645.Frame) and isinstance(reply, dlt645.Frame):
-            dlt645_replies.answer(request, reply)
-        elif isinstance(request, cjt188.Frame) and isinstance(reply, cjt188.Frame):
-            cjt188_messages.answer(request, reply)
-        elif isinstance(request, modbus.Message):
-            message = reply.message if isinstance(reply, modbus.TcpFrame) else reply
-            if not isinstance(message, modbus.Message):
-                return False
-            modbus.answer(request, message)
-        else:
-            return False
-    except FrameError:
-        return False
-    return True

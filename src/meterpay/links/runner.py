@@ -111,13 +111,6 @@ class BackgroundLinks:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
 
-    def call(self, job: Callable[[], Awaitable[object]], timeout: float = 60.0) -> object:
-        """Run a coroutine on the links' loop from another thread; its result."""
-        if self._loop is None:
-            raise RuntimeError("the links are not running")
-        future = asyncio.run_coroutine_threadsafe(_awaited(job), self._loop)
-        return future.result(timeout)
-
     def _main(self) -> None:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
@@ -130,7 +123,3 @@ class BackgroundLinks:
             log.exception("links stopped on an error")
         finally:
             self._ready.set()
-
-
-async def _awaited(job: Callable[[], Awaitable[object]]) -> object:
-    return await job()

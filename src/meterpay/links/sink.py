@@ -24,7 +24,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meterpay.kernel.errors import DomainError
@@ -82,7 +81,6 @@ class LinkSink:
         self._lock = threading.Lock()
         self._handed = 0
         self._ingested = 0
-        self.on_ingested: Callable[[list[ReadingIn]], None] | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="link-sink", daemon=True)
@@ -175,8 +173,6 @@ class LinkSink:
             self._ingest(batch.readings)
             with self._lock:
                 self._ingested += len(batch.readings)
-            if self.on_ingested is not None:
-                self.on_ingested(batch.readings)
             batch.readings = []
         if batch.frames:
             links.log_frames(self._rt, batch.frames)
