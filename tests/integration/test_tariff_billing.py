@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from meterpay.billing import fees
-from meterpay.db.schema import ledger_accounts
+from meterpay.billing.repository import TierStateMoved, save_tier_states
+from meterpay.db.schema import accounts, ledger_accounts
 from meterpay.kernel.errors import Conflict
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
@@ -25,7 +26,7 @@ from meterpay.tariffs import service as tariffs
 from meterpay.tariffs.components import TariffComponents, topup_fee_warnings
 from meterpay.tariffs.reference import BEIJING_POWER as BEIJING
 from meterpay.tariffs.reference import BEIJING_WATER, SHANGHAI_TOU
-from meterpay.tariffs.rules import Usage
+from meterpay.tariffs.rules import TierState, Usage
 
 ACTOR = "test"
 
@@ -286,3 +287,20 @@ def test_readings_across_a_tariff_change_are_charged_as_the_quote_predicts(rt: R
     assert ledger.account_balance(rt, account_id) == -quoted
     assert quoted > Money.from_yuan("1470.90")  # part of the second interval at the new price
     assert ledger.verify_ledger(rt) == []
+
+
+def test_a_tier_position_moved_by_another_transaction_is_never_overwritten(
+    rt: Runtime,
+) -> None:
+    """The compare-and-set refuses a stale position: the later batch fails and runs again."""
+    _, account_id, _ = _home(rt, Utility.ELECTRICITY, BEIJING)
+    cycle = date(2026, 1, 1)
+    with rt.db.write() as conn:
+        save_tier_states(conn, {account_id: None}, {account_id: TierState(cycle, Decimal(100))})
+    with pytest.raises(TierStateMoved), rt.db.write() as conn:  # read before the move above
+        save_tier_states(conn, {account_id: None}, {account_id: TierState(cycle, Decimal(50))})
+    with rt.db.read() as conn:
+        kept = conn.execute(
+            select(accounts.c.tier_consumed).where(accounts.c.id == account_id)
+        ).scalar_one()
+    assert kept == Decimal(100)
