@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, Select, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from meterpay.control.commands import (
@@ -135,6 +136,9 @@ def claim(rt: Runtime, *, limit: int = 100) -> list[Command]:
     due now: each moves to ``sent`` with its attempt counted and its next try set."""
     now = rt.clock.now()
     taken: list[Command] = []
+    with rt.db.read() as conn:  # the usual answer is "nothing": no write lock for it
+        if not conn.execute(_due_query(now).limit(1)).first():
+            return taken
     with rt.db.write() as conn:
         for command in _open_and_due(conn, now, limit):
             state = command.state
@@ -165,8 +169,8 @@ def record(rt: Runtime, command_id: int, event: CommandEvent, *, error: str = ""
         return fetch(conn, commands, Command, command_id)
 
 
-def _open_and_due(conn: Connection, now: datetime, limit: int) -> list[Command]:
-    query = (
+def _due_query(now: datetime) -> Select[Any]:
+    return (
         select(commands)
         .where(
             commands.c.state.in_(OPEN_STATES),
@@ -179,8 +183,11 @@ def _open_and_due(conn: Connection, now: datetime, limit: int) -> list[Command]:
             ),
         )
         .order_by(commands.c.next_attempt_at, commands.c.id)
-        .limit(limit)
     )
+
+
+def _open_and_due(conn: Connection, now: datetime, limit: int) -> list[Command]:
+    query = _due_query(now).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return [to_model(Command, row) for row in conn.execute(query).mappings()]
