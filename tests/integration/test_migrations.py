@@ -7,6 +7,7 @@ from alembic.config import Config
 from sqlalchemy import inspect
 
 from meterpay.db.migrate import MIGRATIONS_DIR
+from meterpay.db.schema import metadata
 from meterpay.runtime import Runtime
 
 
@@ -33,3 +34,22 @@ def test_the_schema_goes_down_to_nothing_and_back_up_again(rt: Runtime) -> None:
     _alembic(rt, ("upgrade", "head"))
     assert _tables(rt) == tables_at_head
     assert {"frame_log", "readings", "transfers"} <= tables_at_head
+
+
+def test_the_migrations_build_exactly_the_tables_and_columns_the_code_declares(
+    rt: Runtime,
+) -> None:
+    """``db/schema.py`` (what the code queries) and the migrations (what a database
+    has) name the same tables, columns and nullability; a column added to one and
+    forgotten in the other fails here, not in production."""
+    inspector = inspect(rt.db.engine)
+    declared = {name for name in metadata.tables}
+    assert _tables(rt) - {"alembic_version"} == declared
+    for table in metadata.sorted_tables:
+        # Key columns' nullability is left out: SQLite reports it by how the key was declared.
+        built = {
+            c["name"]: c["nullable"] or c["name"] in table.primary_key.columns
+            for c in inspector.get_columns(table.name)
+        }
+        wanted = {c.name: c.nullable or c.primary_key for c in table.columns}
+        assert built == wanted, table.name

@@ -201,11 +201,25 @@ accounts = Table(
     # use counted in it so far; moved by each charge on a tiered tariff.
     Column("tier_cycle_start", Date, nullable=True),
     Column("tier_consumed", Quantity, nullable=False, default=0, server_default="0"),
+    # Days-based warning overrides ("N days of average use left").
+    Column("warning1_days", Integer, nullable=True),
+    Column("warning2_days", Integer, nullable=True),
+    # The supply state's last change and the current arrears episode: when the
+    # arrears notice and the final notice were given, when to decide again.
+    Column("supply_changed_at", UTCDateTime(), nullable=True),
+    Column("notice_given_at", UTCDateTime(), nullable=True),
+    Column("final_notice_given_at", UTCDateTime(), nullable=True),
+    Column("next_decision_at", UTCDateTime(), nullable=True),
+    # 保电: never cut automatically; who set it and why.
+    Column("protected_reason", String(200), nullable=True),
+    Column("protected_by", String(120), nullable=True),
+    Column("protected_since", UTCDateTime(), nullable=True),
     UniqueConstraint("site_id", "number"),
     CheckConstraint("utility IN ('electricity', 'water')", name="utility"),
     CheckConstraint("status IN ('open', 'closed')", name="status"),
     Index(None, "unit_id"),
     Index(None, "customer_id"),
+    Index(None, "next_decision_at"),
 )
 
 # --- meters and readings ----------------------------------------------------
@@ -474,3 +488,104 @@ push_endpoints = Table(
     CheckConstraint("address_by IN ('imei', 'device_id')", name="address_by"),
 )
 # --- NB-IoT platform push — end -----------------------------------------------------------
+
+
+# --- arrears and remote control -------------------------------------------------
+
+arrears_policies = Table(
+    "arrears_policies",
+    metadata,
+    Column("site_id", ForeignKey("sites.id"), primary_key=True),
+    Column("utility", String(16), primary_key=True),
+    Column("warning1_fen", BigInteger, nullable=True),
+    Column("warning1_days", Integer, nullable=True),
+    Column("warning2_fen", BigInteger, nullable=True),
+    Column("warning2_days", Integer, nullable=True),
+    Column("credit_limit_fen", BigInteger, nullable=False),
+    Column("cutoff_fen", BigInteger, nullable=False),
+    Column("restore_fen", BigInteger, nullable=False),
+    Column("notice_period_s", Integer, nullable=False),
+    Column("final_notice_lead_s", Integer, nullable=False),
+    Column("friendly_start", String(5), nullable=True),
+    Column("friendly_end", String(5), nullable=True),
+    Column("no_cutoff_on_rest_days", Boolean, nullable=False),
+    Column("automatic_cutoff", Boolean, nullable=False),
+    Column("restore_style", String(16), nullable=False),
+    Column("alarm_margin_fen", BigInteger, nullable=False),
+    Column("alarm_max_deferral_s", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(120), nullable=False),
+    CheckConstraint("utility IN ('electricity', 'water')", name="utility"),
+    CheckConstraint("restore_style IN ('close_now', 'close_allowed')", name="restore_style"),
+)
+
+supply_events = Table(
+    "supply_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("from_state", String(24), nullable=False),
+    Column("to_state", String(24), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("balance_fen", BigInteger, nullable=False),
+    Column("cause", String(200), nullable=False),
+    Index(None, "account_id", "id"),
+)
+
+holiday_overrides = Table(
+    "holiday_overrides",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("day_type", String(16), nullable=False),
+    Column("note", String(200), nullable=False, default="", server_default=""),
+    Column("updated_by", String(120), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("day_type IN ('workday', 'weekend', 'holiday')", name="day_type"),
+)
+
+alarms = Table(
+    "alarms",
+    metadata,
+    _id(),
+    Column("site_id", Integer, nullable=True),
+    Column("kind", String(40), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("message", String(500), nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("occurrences", Integer, nullable=False, default=1, server_default="1"),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    Column("closed_by", String(120), nullable=True),
+    CheckConstraint("severity IN ('info', 'warning', 'critical')", name="severity"),
+    CheckConstraint("state IN ('open', 'acknowledged', 'closed')", name="state"),
+    Index(None, "state", "site_id"),
+    Index(None, "object_type", "object_id"),
+)
+
+control_actions = Table(
+    "control_actions",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("scope_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("requested_by", String(120), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("decided_by", String(120), nullable=True),
+    Column("decided_at", UTCDateTime(), nullable=True),
+    Column("preview", JSON, nullable=False),
+    Column("commands_queued", Integer, nullable=False, default=0, server_default="0"),
+    CheckConstraint("scope IN ('meter', 'floor', 'building', 'site')", name="scope"),
+    CheckConstraint("kind IN ('cut', 'restore')", name="kind"),
+    CheckConstraint("state IN ('awaiting_approval', 'rejected', 'executed')", name="state"),
+    Index(None, "site_id", "id"),
+)
