@@ -7,8 +7,9 @@ entry point and handed to ``bootstrap``.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -118,6 +119,48 @@ class Settings(BaseSettings):
         default="generic-dts-modbus-tcp", description="model of a meter that names none"
     )
     modbus_log_frames: bool = Field(default=True, description="keep raw frames for the console")
+
+    # --- notifications (meterpay.notify; docs/notifications.md) ---
+    # Nothing configured: only in-app messages and the sites' webhooks are delivered;
+    # SMS, email and WeChat messages are recorded as skipped with the reason.
+    notify_sms_per_hour: int = Field(default=5, ge=1, description="SMS per phone number per hour")
+    notify_email_per_hour: int = Field(default=20, ge=1, description="emails per address per hour")
+    notify_wechat_per_hour: int = Field(
+        default=20, ge=1, description="WeChat messages per openid per hour"
+    )
+    notify_http_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    sms_provider: Literal["none", "aliyun", "tencent"] = "none"
+    aliyun_sms_access_key_id: str = ""
+    aliyun_sms_access_key_secret: SecretStr = SecretStr("")
+    aliyun_sms_sign_name: str = Field(default="", description="the approved 短信签名")
+    aliyun_sms_templates: dict[str, str] = Field(
+        default_factory=dict, description='topic -> TemplateCode, JSON: {"warning1": "SMS_1"}'
+    )
+    aliyun_sms_endpoint: str = "https://dysmsapi.aliyuncs.com/"
+    aliyun_sms_region: str = "cn-hangzhou"
+    tencent_sms_secret_id: str = ""
+    tencent_sms_secret_key: SecretStr = SecretStr("")
+    tencent_sms_sdk_app_id: str = ""
+    tencent_sms_sign_name: str = ""
+    tencent_sms_region: str = "ap-guangzhou"
+    tencent_sms_templates: dict[str, str] = Field(
+        default_factory=dict, description='topic -> TemplateId, JSON: {"warning1": "123456"}'
+    )
+    tencent_sms_endpoint: str = "https://sms.tencentcloudapi.com/"
+    smtp_host: str = Field(default="", description="empty: no email")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = True
+    smtp_ssl: bool = Field(default=False, description="implicit TLS (port 465)")
+    smtp_from: str = ""
+    wechat_appid: str = ""
+    wechat_secret: SecretStr = SecretStr("")
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_templates: dict[str, str] = Field(
+        default_factory=dict, description="topic -> template_id of the official account"
+    )
+    wechat_link_url: str = Field(default="", description="where a template message opens")
 
     @field_validator("database_url")
     @classmethod
