@@ -76,6 +76,7 @@ from sqlalchemy import bindparam, create_engine, func, insert, select, text, upd
 from sqlalchemy.engine import make_url
 
 from meterpay.config import Settings
+from meterpay.control import service as control
 from meterpay.db.engine import Database
 from meterpay.db.migrate import upgrade
 from meterpay.db.partitions import month_of
@@ -199,6 +200,16 @@ class Fleet:
     meter_ids: list[int]
     tariff_id: int
     timezone: str
+    site_id: int
+
+
+FAR_BELOW = "-1000000"
+PAID_UP: dict[str, Any] = {
+    "warning1": {"amount": FAR_BELOW},
+    "warning2": {"amount": FAR_BELOW},
+    "cutoff_point": FAR_BELOW,
+    "restore_point": FAR_BELOW,
+}
 
 
 def set_up_fleet(
@@ -206,12 +217,15 @@ def set_up_fleet(
     work: Workload,
     components: TariffComponents | None = None,
     tier_used: Sequence[Decimal] | None = None,
+    *,
+    site_code: str = "BENCH",
 ) -> Fleet:
-    """A site and tariff (through the services: flat at ``PRICE``, or ``components``),
-    then one unit, prepaid account (with its wallet) and meter (with its baseline) per
-    meter, in bulk; with ``tier_used``, each account's use so far in its tier cycle."""
+    """A site (``site_code``) and tariff (through the services: flat at ``PRICE``, or
+    ``components``), then one unit, prepaid account (with its wallet) and meter (with its
+    baseline) per meter, in bulk; with ``tier_used``, each account's use so far in its
+    tier cycle."""
     now = rt.clock.now()
-    site = sites.create_site(rt, code="BENCH", name="基准小区", actor=ACTOR)
+    site = sites.create_site(rt, code=site_code, name="基准小区", actor=ACTOR)
     if components is None:
         tariff = tariffs.create_flat_tariff(
             rt,
@@ -234,6 +248,10 @@ def set_up_fleet(
             effective_from=work.start - timedelta(days=365),
             actor=ACTOR,
         )
+    # A paid-up fleet, as most of a live one is: every charge still judges its account's
+    # balance, but no account crosses a line (its balance starts at 0 and falls), so the
+    # figure is steady ingest and not 10,000 arrears notices at once.
+    control.set_policy(rt, site.id, Utility.ELECTRICITY, PAID_UP, by=ACTOR, reason="bench")
     count = len(work.initial)
     codes = [f"{n // 1000 + 1}-{n % 1000:04d}" for n in range(count)]
     numbers = [f"E-{code}" for code in codes]
@@ -365,7 +383,7 @@ def set_up_fleet(
     if rt.db.is_postgres:  # statistics, as a live database has them: no plans made blind
         with rt.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
-    return Fleet(meter_ids, tariff.id, site.timezone)
+    return Fleet(meter_ids, tariff.id, site.timezone, site.id)
 
 
 # --- the measurements ------------------------------------------------------------
@@ -416,9 +434,8 @@ def time_copy(
         for batch in batches
         for r in batch
     ]
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     timings = []
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(psycopg_conninfo(url)) as conn:
         for _ in range(repeats):
             conn.execute("DROP TABLE IF EXISTS copy_baseline")
             conn.execute("CREATE TABLE copy_baseline (LIKE readings INCLUDING ALL)")
@@ -435,6 +452,11 @@ def time_copy(
     seconds = statistics.median(timings)
     label = f"PostgreSQL COPY (median of {repeats})"
     return Run(label, seconds, len(rows), Counter(received=len(rows)), 0)
+
+
+def psycopg_conninfo(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as a plain psycopg connection string."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def profile_pushes(rt: Runtime, batches: list[list[ReadingIn]]) -> str:
@@ -454,13 +476,13 @@ def profile_pushes(rt: Runtime, batches: list[list[ReadingIn]]) -> str:
 # --- orchestration ---------------------------------------------------------------
 
 
-def _connect(url: str) -> Runtime:
+def connect_runtime(url: str) -> Runtime:
     return Runtime(db=Database(url), clock=SystemClock(), settings=Settings(database_url=url))
 
 
-def _runtime(url: str) -> Runtime:
+def migrated_runtime(url: str) -> Runtime:
     """A Runtime on ``url`` with the schema migrated (idempotent)."""
-    rt = _connect(url)
+    rt = connect_runtime(url)
     upgrade(rt.db, rt.clock)
     return rt
 
@@ -633,7 +655,7 @@ def _on_postgres(opts: Options, work: Workload) -> SingleProcess:
     in turns with it on a second database), verify, quotes, optional profiles; drop."""
     with ExitStack() as stack:
         name, url = stack.enter_context(scratch_database())
-        rt = _runtime(url)
+        rt = migrated_runtime(url)
         stack.callback(rt.db.dispose)
         with rt.db.read() as conn:
             durable = conn.execute(text("SHOW synchronous_commit")).scalar_one()
@@ -648,7 +670,7 @@ def _on_postgres(opts: Options, work: Workload) -> SingleProcess:
             ours = time_ingest(rt, flat_label, batches)
         else:
             t_name, t_url = stack.enter_context(scratch_database())
-            t_rt = _runtime(t_url)
+            t_rt = migrated_runtime(t_url)
             stack.callback(t_rt.db.dispose)
             print(
                 f"  tiered + time-of-use on scratch database {t_name} (浙江居民 tiers 2760/4800"
@@ -740,7 +762,7 @@ def _push_share(share: Share, start: Any, reports: Any) -> None:
     """Worker process: connect, build the pushes, wait for the common start, push them
     in time order, report. Never leaves the parent waiting: failures are reported."""
     try:
-        rt = _connect(share.url)
+        rt = connect_runtime(share.url)
         try:
             batches = share.work.batches(share.meter_ids, share.batch, share.intervals)
             with rt.db.read() as conn:  # connected before the start, like a running service
@@ -842,7 +864,7 @@ def time_ingest_parallel(url: str, work: Workload, meter_ids: list[int], opts: O
 def _on_postgres_parallel(opts: Options, work: Workload, copy: Run, ours: Run) -> tuple[Run, bool]:
     """A second scratch database, same fleet and workload, pushed by N processes."""
     with scratch_database() as (name, url):
-        rt = _runtime(url)
+        rt = migrated_runtime(url)
         try:
             print(
                 f"PostgreSQL, {opts.workers} processes side by side (scratch database {name},"
@@ -864,7 +886,7 @@ def _on_postgres_parallel(opts: Options, work: Workload, copy: Run, ours: Run) -
 
 def _on_sqlite(opts: Options, work: Workload, copy: Run) -> tuple[Run, bool]:
     with tempfile.TemporaryDirectory(prefix="mp_bench_") as tmp:
-        rt = _runtime(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        rt = migrated_runtime(f"sqlite:///{Path(tmp) / 'bench.db'}")
         try:
             print("SQLite (temporary file, WAL, synchronous=FULL):")
             meter_ids = set_up_fleet(rt, work).meter_ids

@@ -8,6 +8,7 @@
   warning overrides and the protection (保电) with its reason and who set it;
 - ``supply_events``: every supply state change of an account, with its cause;
 - ``holiday_overrides``: day types for dates the holiday calendar does not know;
+- ``commands`` gains ``option``: how a restore closes a relay (1BH or 1CH);
 - ``alarms``: calls for a person, de-duplicated by key while open;
 - ``control_actions``: manual cut/restore of a meter, floor, building or site,
   with the preview of who is affected and a second person's approval.
@@ -85,6 +86,9 @@ def upgrade() -> None:
     for name, kind in ACCOUNT_COLUMNS:
         op.add_column("accounts", sa.Column(name, kind, nullable=True))
     op.create_index("ix_accounts_next_decision_at", "accounts", ["next_decision_at"])
+    # How a restore closes a DL/T 645 relay (the site's restore style), when it matters.
+    op.add_column("commands", sa.Column("option", sa.String(16), nullable=True))
+    op.create_index("ix_commands_account_id_id", "commands", ["account_id", "id"])
     op.create_table(
         "supply_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -179,6 +183,8 @@ def downgrade() -> None:
     op.drop_table("alarms")
     op.drop_table("holiday_overrides")
     op.drop_table("supply_events")
+    op.drop_index("ix_commands_account_id_id", table_name="commands")
+    op.execute("ALTER TABLE commands DROP COLUMN option")
     op.drop_index("ix_accounts_next_decision_at", table_name="accounts")
     for name, _ in reversed(ACCOUNT_COLUMNS):  # plain DROP COLUMN, as in 0007
         op.execute(f"ALTER TABLE accounts DROP COLUMN {name}")

@@ -141,11 +141,16 @@ def _serve(args: argparse.Namespace) -> int:
             )
         )
         background.start()
+    from meterpay.workers.scheduler import BackgroundWorkers
+
+    workers = BackgroundWorkers(rt)
+    workers.start()
     try:
         uvicorn.run(
             create_app(rt), host=args.host or settings.host, port=args.port or settings.port
         )
     finally:
+        workers.stop()
         if background is not None:
             background.stop()
     return 0

@@ -33,17 +33,24 @@ def test_migrate_creates_the_schema_and_says_so(
 def test_demo_seeds_a_compound_whose_ledger_verifies_clean(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The demo seeds ~200 units, bills a simulated round, and the ledger is sound."""
+    """The demo seeds ~200 units in more than one supply state (one protected), bills a
+    simulated round, and the ledger is sound."""
     assert main(["demo", "--no-serve"]) == 0
     engine = create_engine(database)
     with engine.connect() as conn:
         units = conn.execute(text("SELECT count(*) FROM units WHERE kind != 'common'")).scalar()
         meters = conn.execute(text("SELECT count(*) FROM meters")).scalar()
         charged = conn.execute(text("SELECT count(*) FROM charges WHERE amount_fen > 0")).scalar()
+        states = set(conn.execute(text("SELECT DISTINCT supply_state FROM accounts")).scalars())
+        protected = conn.execute(
+            text("SELECT count(*) FROM accounts WHERE protected_reason IS NOT NULL")
+        ).scalar()
     engine.dispose()
     assert units == 204
     assert meters == 2 * 204 + 2
     assert charged
+    assert len(states) > 1, states  # the console has a story to show from the start
+    assert protected == 1
     assert main(["ledger", "verify"]) == 0
     assert "clean" in capsys.readouterr().out
 

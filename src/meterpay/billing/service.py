@@ -100,10 +100,11 @@ def charge(
         streams = _streams(money.fen, lines)
         charge_rows.append(_charge_row(b, lines, money.fen, streams, now))
         postings.extend(_postings(b, target, streams))
+    copy_rows(conn, charges, CHARGE_COLUMNS, charge_rows)
+    # Ledger rows before account rows: the product's lock order (see control.repository).
+    ledger.post_fresh(conn, _resolve_revenue(conn, postings), actor=actor, now=now)
     if states:
         save_tier_states(conn, tiers, states)
-    copy_rows(conn, charges, CHARGE_COLUMNS, charge_rows)
-    ledger.post_fresh(conn, _resolve_revenue(conn, postings), actor=actor, now=now)
     return amounts
 
 

@@ -7,7 +7,7 @@ Its lifecycle::
     pending -> sent -> acknowledged -> verified
        |        |          |
        |        +----------+--> failed     (the meter refused, or tries ran out)
-       +--------+----------+--> expired    (its time to live passed first)
+       +--------+----------+--> expired    (its time to live passed first, or withdrawn)
     sent -> pending                         (no answer: try again after a backoff)
 
 Invariants:
@@ -62,6 +62,9 @@ class CommandEvent(StrEnum):
     """Every try was used."""
     TIMED_OUT = "timed_out"
     """The time to live passed before the command was verified."""
+    WITHDRAWN = "withdrawn"
+    """The decision behind it no longer holds (a cut when the owner has paid): never
+    carry it out."""
 
 
 FINAL: Final = frozenset({CommandState.VERIFIED, CommandState.FAILED, CommandState.EXPIRED})
@@ -78,6 +81,9 @@ TRANSITIONS: Final[dict[tuple[CommandState, CommandEvent], CommandState]] = {
     (CommandState.ACKNOWLEDGED, CommandEvent.CONFIRMED): CommandState.VERIFIED,
     (CommandState.ACKNOWLEDGED, CommandEvent.REFUSED): CommandState.FAILED,
     (CommandState.ACKNOWLEDGED, CommandEvent.TIMED_OUT): CommandState.EXPIRED,
+    (CommandState.PENDING, CommandEvent.WITHDRAWN): CommandState.EXPIRED,
+    (CommandState.SENT, CommandEvent.WITHDRAWN): CommandState.EXPIRED,
+    (CommandState.ACKNOWLEDGED, CommandEvent.WITHDRAWN): CommandState.EXPIRED,
 }
 
 # How long a command may wait before it is pointless or dangerous to carry out.
@@ -87,6 +93,9 @@ DEFAULT_TTL: Final[dict[CommandKind, timedelta]] = {
     CommandKind.READ_STATUS: timedelta(hours=1),
     CommandKind.TIME_SYNC: timedelta(hours=1),
 }
+READ_BACK_EVERY: Final = timedelta(seconds=15)
+"""How often an acknowledged command's meter is read back until it shows the effect
+(a read-back lost to a dropped link or a dead process, a relay the owner arms)."""
 FIRST_RETRY: Final = timedelta(seconds=30)
 MAX_RETRY: Final = timedelta(minutes=30)
 MAX_ATTEMPTS: Final = 8

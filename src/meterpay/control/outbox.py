@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,8 +24,11 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from meterpay.control import repository as control_repo
+from meterpay.control import verification
 from meterpay.control.commands import (
     FINAL,
+    READ_BACK_EVERY,
     CommandEvent,
     CommandKind,
     CommandState,
@@ -34,7 +38,8 @@ from meterpay.control.commands import (
     retry_after,
 )
 from meterpay.db.rows import fetch, to_model
-from meterpay.db.schema import commands
+from meterpay.db.schema import commands, gateways, meters
+from meterpay.metering.gateways import Transport
 from meterpay.runtime import Runtime
 
 OPEN_STATES = tuple(s.value for s in CommandState if s not in FINAL)
@@ -56,6 +61,8 @@ class Command:
     attempts: int
     updated_at: datetime
     last_error: str
+    option: str | None = None
+    """How a restore closes a DL/T 645 relay (``RestoreStyle``); None: the model's way."""
 
     @property
     def schedule(self) -> Schedule:
@@ -73,6 +80,7 @@ def queue_in(
     account_id: int | None = None,
     reason: str = "",
     ttl: timedelta | None = None,
+    option: str | None = None,
 ) -> Command:
     """Queue a command inside the caller's transaction (the decision's); the command
     already queued under ``cause_key`` if there is one."""
@@ -91,6 +99,7 @@ def queue_in(
         "attempts": 0,
         "updated_at": now,
         "last_error": "",
+        "option": option,
     }
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
@@ -131,17 +140,36 @@ def get(rt: Runtime, command_id: int) -> Command:
         return fetch(conn, commands, Command, command_id)
 
 
-def claim(rt: Runtime, *, limit: int = 100) -> list[Command]:
+def claim(
+    rt: Runtime,
+    *,
+    limit: int = 100,
+    transports: Collection[Transport] | None = None,
+    read_backs: bool = False,
+) -> list[Command]:
     """Settle what is overdue (no answer, expired, out of tries), then take the commands
-    due now: each moves to ``sent`` with its attempt counted and its next try set."""
+    due now: each moves to ``sent`` with its attempt counted and its next try set.
+
+    ``transports``: take (and resend) only commands for meters behind gateways of these
+    transports, the ones this dispatcher can route; None takes every due command. A
+    command past its time to live is expired whatever its meter's link, so one that no
+    running process can route still ends ``expired`` instead of waiting forever.
+
+    ``read_backs``: also take ``acknowledged`` commands whose next read-back is due (a
+    dispatcher that can read the meter): they stay acknowledged, their next read-back
+    ``READ_BACK_EVERY`` later, until the meter shows the effect or they expire."""
     now = rt.clock.now()
     taken: list[Command] = []
     with rt.db.read() as conn:  # the usual answer is "nothing": no write lock for it
-        if not conn.execute(_due_query(now).limit(1)).first():
+        if not conn.execute(_due_query(now, transports, read_backs).limit(1)).first():
             return taken
     with rt.db.write() as conn:
-        for command in _open_and_due(conn, now, limit):
+        for command in _open_and_due(conn, now, limit, transports, read_backs):
             state = command.state
+            if state is CommandState.ACKNOWLEDGED and not command.schedule.expired(now):
+                _save(conn, command.id, state, now, next_attempt_at=now + READ_BACK_EVERY)
+                taken.append(fetch(conn, commands, Command, command.id))
+                continue
             if state is CommandState.SENT:  # no answer before its next try
                 state = move(state, CommandEvent.NO_ANSWER)
             decision = due(state, command.attempts, command.schedule, command.next_attempt_at, now)
@@ -160,34 +188,132 @@ def claim(rt: Runtime, *, limit: int = 100) -> list[Command]:
 
 
 def record(rt: Runtime, command_id: int, event: CommandEvent, *, error: str = "") -> Command:
-    """What the meter did with a command (accepted, refused, confirmed by read-back)."""
+    """What the meter did with a command (accepted, refused, confirmed by read-back).
+
+    A verified cut or restore moves its account's supply state in the same
+    transaction; a refused one raises an alarm. Locks follow the product's order:
+    the account's row before the command's.
+    """
     now = rt.clock.now()
     with rt.db.write() as conn:
+        account_id = conn.execute(
+            select(commands.c.account_id).where(commands.c.id == command_id)
+        ).scalar_one_or_none()
+        if account_id is not None:
+            control_repo.account_supply(conn, account_id, lock=True)
         command = fetch(conn, commands, Command, command_id, lock=True)
         after = move(command.state, event)
-        _save(conn, command_id, after, now, error=error)
-        return fetch(conn, commands, Command, command_id)
+        read_back = now + READ_BACK_EVERY if after is CommandState.ACKNOWLEDGED else None
+        _save(conn, command_id, after, now, error=error, next_attempt_at=read_back)
+        settled = fetch(conn, commands, Command, command_id)
+        if after in FINAL:
+            verification.command_settled(conn, settled, now)
+        return settled
 
 
-def _due_query(now: datetime) -> Select[Any]:
+def withdraw_in(
+    conn: Connection,
+    *,
+    kind: CommandKind,
+    now: datetime,
+    reason: str,
+    account_id: int | None = None,
+    meter_ids: Collection[int] | None = None,
+    cause_prefix: str | None = None,
+) -> list[int]:
+    """Withdraw open commands of ``kind`` for an account or for meters (optionally only
+    those under one cause, e.g. ``arrears:``): the decision behind them no longer
+    holds, so they expire now and are never carried out. Returns their ids."""
+    if account_id is None and meter_ids is None:
+        raise ValueError("withdraw commands of an account or of meters")
+    query = (
+        select(commands.c.id, commands.c.state)
+        .where(commands.c.kind == kind.value, commands.c.state.in_(OPEN_STATES))
+        .order_by(commands.c.id)
+    )
+    if account_id is not None:
+        query = query.where(commands.c.account_id == account_id)
+    if meter_ids is not None:
+        query = query.where(commands.c.meter_id.in_(sorted(meter_ids)))
+    if cause_prefix is not None:
+        query = query.where(commands.c.cause_key.startswith(cause_prefix, autoescape=True))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    withdrawn = []
+    for command_id, state in conn.execute(query).all():
+        after = move(CommandState(state), CommandEvent.WITHDRAWN)
+        _save(conn, command_id, after, now, error=f"withdrawn: {reason}")
+        withdrawn.append(command_id)
+    return withdrawn
+
+
+def of_account(
+    conn: Connection,
+    account_id: int,
+    *,
+    kind: CommandKind | None = None,
+    since: datetime | None = None,
+    cause_prefix: str | None = None,
+) -> list[Command]:
+    """An account's commands, oldest first (optionally of one kind, created since a time,
+    or under one cause)."""
+    query = select(commands).where(commands.c.account_id == account_id).order_by(commands.c.id)
+    if kind is not None:
+        query = query.where(commands.c.kind == kind.value)
+    if since is not None:
+        query = query.where(commands.c.created_at >= since)
+    if cause_prefix is not None:
+        query = query.where(commands.c.cause_key.startswith(cause_prefix, autoescape=True))
+    return [to_model(Command, row) for row in conn.execute(query).mappings()]
+
+
+def find(
+    rt: Runtime,
+    *,
+    meter_id: int | None = None,
+    account_id: int | None = None,
+    state: CommandState | None = None,
+    limit: int = 100,
+) -> list[Command]:
+    """Commands, newest first, for the console and the API."""
+    query = select(commands).order_by(commands.c.id.desc()).limit(limit)
+    if meter_id is not None:
+        query = query.where(commands.c.meter_id == meter_id)
+    if account_id is not None:
+        query = query.where(commands.c.account_id == account_id)
+    if state is not None:
+        query = query.where(commands.c.state == state.value)
+    with rt.db.read() as conn:
+        return [to_model(Command, row) for row in conn.execute(query).mappings()]
+
+
+def _due_query(
+    now: datetime, transports: Collection[Transport] | None = None, read_backs: bool = False
+) -> Select[Any]:
+    waiting = ("pending", "sent", "acknowledged") if read_backs else ("pending", "sent")
+    retry_due = and_(commands.c.state.in_(waiting), commands.c.next_attempt_at <= now)
+    if transports is not None:  # a subquery, not a join: FOR UPDATE locks commands only
+        routed = (
+            select(meters.c.id)
+            .join(gateways, gateways.c.id == meters.c.gateway_id)
+            .where(gateways.c.transport.in_(sorted(Transport(t).value for t in transports)))
+        )
+        retry_due = and_(retry_due, commands.c.meter_id.in_(routed))
     return (
         select(commands)
-        .where(
-            commands.c.state.in_(OPEN_STATES),
-            or_(
-                commands.c.expires_at <= now,
-                and_(
-                    commands.c.state.in_(("pending", "sent")),
-                    commands.c.next_attempt_at <= now,
-                ),
-            ),
-        )
+        .where(commands.c.state.in_(OPEN_STATES), or_(commands.c.expires_at <= now, retry_due))
         .order_by(commands.c.next_attempt_at, commands.c.id)
     )
 
 
-def _open_and_due(conn: Connection, now: datetime, limit: int) -> list[Command]:
-    query = _due_query(now).limit(limit)
+def _open_and_due(
+    conn: Connection,
+    now: datetime,
+    limit: int,
+    transports: Collection[Transport] | None = None,
+    read_backs: bool = False,
+) -> list[Command]:
+    query = _due_query(now, transports, read_backs).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return [to_model(Command, row) for row in conn.execute(query).mappings()]

@@ -110,6 +110,7 @@ customers = Table(
     Column("email", String(254), nullable=True),
     Column("wechat_openid", String(128), nullable=True),
     _created(),
+    Column("language", String(8), nullable=False, default="zh-CN", server_default="zh-CN"),
     CheckConstraint("kind IN ('person', 'company')", name="kind"),
     Index(None, "site_id", "phone"),
 )
@@ -341,6 +342,8 @@ commands = Table(
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("last_error", String(500), nullable=False, default="", server_default=""),
+    # How a restore closes a DL/T 645 relay: "close_now" (1CH) or "close_allowed" (1BH).
+    Column("option", String(16), nullable=True),
     CheckConstraint("kind IN ('cut', 'restore', 'read_status', 'time_sync')", name="kind"),
     CheckConstraint(
         "state IN ('pending', 'sent', 'acknowledged', 'verified', 'failed', 'expired')",
@@ -349,6 +352,7 @@ commands = Table(
     CheckConstraint("attempts >= 0", name="attempts"),
     Index(None, "state", "next_attempt_at"),
     Index(None, "meter_id", "id"),
+    Index(None, "account_id", "id"),
 )
 
 # Raw frames to and from meters, for technicians (newest last; no foreign keys:
@@ -588,4 +592,83 @@ control_actions = Table(
     CheckConstraint("kind IN ('cut', 'restore')", name="kind"),
     CheckConstraint("state IN ('awaiting_approval', 'rejected', 'executed')", name="state"),
     Index(None, "site_id", "id"),
+)
+
+
+# --- notifications ----------------------------------------------------------------------
+# Integrators' endpoints, one site each: the secret signs every delivery (kept as given,
+# like a push token: we need it to sign); ``topics`` empty means every topic.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("url", String(500), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("description", String(200), nullable=False, default="", server_default=""),
+    Column("topics", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    _created(),
+    Index(None, "site_id"),
+)
+
+# The notification outbox: one row per event, channel and recipient, written with the
+# decision and delivered after the commit (meterpay.notify.outbox). The text is rendered
+# when queued, in the recipient's language and the site's time zone.
+notifications = Table(
+    "notifications",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("account_id", Integer, nullable=True),
+    Column("customer_id", Integer, nullable=True),
+    Column("endpoint_id", Integer, nullable=True),
+    Column("topic", String(24), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(500), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("dedupe_key", String(200), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("variables", JSON, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    _created(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Column("read_at", UTCDateTime(), nullable=True),
+    Column("provider_id", String(200), nullable=False, default="", server_default=""),
+    Column("last_error", String(500), nullable=False, default="", server_default=""),
+    UniqueConstraint("dedupe_key", "channel", "recipient"),
+    CheckConstraint(
+        "topic IN ('warning1', 'warning2', 'arrears_notice', 'final_notice', 'cut_off',"
+        " 'restored', 'top_up_receipt')",
+        name="topic",
+    ),
+    CheckConstraint("channel IN ('in_app', 'sms', 'email', 'wechat', 'webhook')", name="channel"),
+    CheckConstraint("state IN ('pending', 'sending', 'sent', 'failed', 'skipped')", name="state"),
+    CheckConstraint("attempts >= 0", name="attempts"),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "account_id", "channel", "id"),
+    Index(None, "channel", "recipient", "id"),
+)
+
+# The delivery log: every attempt (and every decision not to attempt) with its outcome.
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("message_id", ForeignKey("notifications.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(500), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("provider_id", String(200), nullable=False, default="", server_default=""),
+    Column("error", String(500), nullable=False, default="", server_default=""),
+    CheckConstraint("outcome IN ('sent', 'retry', 'failed', 'skipped', 'delayed')", name="outcome"),
+    Index(None, "message_id", "id"),
+    Index(None, "channel", "recipient", "at"),
 )

@@ -8,6 +8,10 @@ relay or valve moved (a battery water meter may act at its next wake-up). So::
     send(command.frame); outcome = command_outcome(command, reply_frame)
     ... later: supply_confirmed(SupplyAction.DISCONNECT, reading) is True
 
+A Modbus relay is read back where it was written: ``relay_read_request`` reads its
+coil (FC01) or register (FC03), ``relay_read_back`` says whether it holds the value
+the action wrote.
+
 Invariants:
 - a model without a remote switch refuses with ``NoRemoteSwitch``, never silently;
 - a DL/T 645 relay command carries an expiry ``now + expiry_minutes`` (``now`` is the
@@ -23,7 +27,7 @@ from enum import StrEnum
 
 from meterpay.drivers import cjt188, cjt188_messages, dlt645, dlt645_replies, modbus
 from meterpay.drivers import dlt645_requests as dlt645_out
-from meterpay.drivers.errors import UnexpectedReply
+from meterpay.drivers.errors import FrameError, UnexpectedReply
 from meterpay.drivers.models import (
     Cjt188Model,
     Dlt645Model,
@@ -38,6 +42,9 @@ from meterpay.drivers.polling import Reading, ReplyFrame, Request, unit_id
 class SupplyAction(StrEnum):
     DISCONNECT = "disconnect"
     RECONNECT = "reconnect"
+    RECONNECT_ALLOWED = "reconnect_allowed"
+    """DL/T 645 1BH 合闸允许: the relay closes when the owner presses the meter's button;
+    other protocols reconnect as usual."""
 
 
 class NoRemoteSwitch(ValueError):
@@ -81,6 +88,8 @@ def _relay_645(
     if relay.style == "none" or model.protocol is Protocol.DLT645_1997:
         raise NoRemoteSwitch(f"model {model.id} has no remote relay")
     reconnect = dlt645_out.RelayCommand(relay.reconnect)
+    if action is SupplyAction.RECONNECT_ALLOWED:
+        reconnect = dlt645_out.RelayCommand.CLOSE_ALLOWED
     command = dlt645_out.RelayCommand.TRIP if action is SupplyAction.DISCONNECT else reconnect
     password = dlt645_out.Password(relay.password_level, relay.password, relay.operator_code)
     expires_at = now + timedelta(minutes=relay.expiry_minutes)
@@ -94,7 +103,7 @@ def _valve_188(model: Cjt188Model, address: str, action: SupplyAction) -> Supply
         raise NoRemoteSwitch(f"model {model.id} has no valve")
     request = cjt188_messages.valve_request(
         address,
-        open_valve=action is SupplyAction.RECONNECT,
+        open_valve=action is not SupplyAction.DISCONNECT,
         di_order=model.di_order,
         meter_type=model.meter_type,
     )
@@ -145,11 +154,53 @@ def command_outcome(command: SupplyCommand, reply: ReplyFrame) -> CommandOutcome
 
 def supply_confirmed(action: SupplyAction, reading: Reading) -> bool | None:
     """Whether ``reading`` shows the supply as ``action`` left it; None if it cannot tell
-    (the reading has neither relay state nor valve state)."""
+    (the reading has neither relay state nor valve state, or a relay allowed to close
+    is still waiting for the owner's button)."""
     off = action is SupplyAction.DISCONNECT
+    if action is SupplyAction.RECONNECT_ALLOWED and reading.relay_open:
+        return None
     if reading.relay_open is not None:
         return reading.relay_open is off
     if reading.valve is not None:
         wanted = cjt188_messages.Valve.CLOSED if off else cjt188_messages.Valve.OPEN
         return reading.valve == wanted.value
     return None
+
+
+def relay_read_request(model: ModbusModel, address: str) -> modbus.Message:
+    """The read that shows a Modbus relay's state: its coil (FC01, one coil) or its
+    register (FC03, one register). Assumes the relay reads back at the address it is
+    written, as the bundled models' meters do."""
+    relay = model.relay
+    if relay.style == "none" or relay.address is None:
+        raise NoRemoteSwitch(f"model {model.id} has no remote relay")
+    unit = unit_id(address)
+    if relay.style == "register":
+        return modbus.read_holding_registers(unit, relay.address, 1)
+    data = relay.address.to_bytes(2, "big") + (1).to_bytes(2, "big")
+    return modbus.Message(unit, modbus.FunctionCode.READ_COILS, data)
+
+
+def relay_read_back(
+    model: ModbusModel, action: SupplyAction, request: modbus.Message, reply: modbus.Message
+) -> bool | None:
+    """Whether the relay holds the value ``action`` writes; None if the meter answered the
+    read with an exception (it cannot tell). A reply that does not answer ``request`` is
+    an ``UnexpectedReply``, a malformed one a ``FrameError``."""
+    relay = model.relay
+    wanted = relay.disconnect_value if action is SupplyAction.DISCONNECT else relay.reconnect_value
+    if reply.unit != request.unit or reply.function & ~modbus.EXCEPTION_BIT != request.function:
+        raise UnexpectedReply(
+            f"unit {reply.unit} function 0x{reply.function:02X} answers another read"
+        )
+    if reply.function & modbus.EXCEPTION_BIT:
+        return None
+    if request.function == modbus.FunctionCode.READ_COILS:
+        data = reply.data
+        if len(data) < 2 or data[0] != len(data) - 1:
+            raise FrameError(f"coil reply {data.hex()} has a bad byte count")
+        return bool(data[1] & 1) is (wanted == modbus.COIL_ON)
+    answer = modbus.answer(request, reply)
+    if not isinstance(answer, modbus.RegistersReply):
+        raise UnexpectedReply("a register read answered by a write echo")
+    return answer.registers[0] == wanted

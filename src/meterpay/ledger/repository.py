@@ -9,7 +9,7 @@ concurrent postings never deadlock). Repositories never commit.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -163,6 +163,18 @@ def balance_fen(conn: Connection, ledger_account_id: int) -> int:
         ).where(ledger_accounts.c.id == ledger_account_id)
     ).one()
     return balance_of(LedgerAccountKind(row.kind), int(row.debits_posted), int(row.credits_posted))
+
+
+def wallet_balances(conn: Connection, wallet_ids: Iterable[int]) -> dict[int, int]:
+    """Wallets' balances in fen (credit-normal), as this transaction sees them: exact for
+    the wallets it has just moved, whose rows it holds until it ends."""
+    ids = sorted(set(wallet_ids))
+    if not ids:
+        return {}
+    query = select(
+        ledger_accounts.c.id, ledger_accounts.c.debits_posted, ledger_accounts.c.credits_posted
+    ).where(ledger_accounts.c.id.in_(ids))
+    return {lid: int(credits) - int(debits) for lid, debits, credits in conn.execute(query)}
 
 
 def history(

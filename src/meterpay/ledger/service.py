@@ -8,12 +8,16 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from meterpay.audit import repository as audit
+from meterpay.control import repository as control
+from meterpay.control.supply import settle_locked
 from meterpay.kernel.errors import InvalidInput
 from meterpay.kernel.money import Money
 from meterpay.ledger import repository as repo
 from meterpay.ledger.model import LedgerAccountKind, Transfer, TransferKind, Violation
 from meterpay.ledger.repository import Posting, TransferRecord
 from meterpay.ledger.rules import check_invariants
+from meterpay.notify import outbox as notify
+from meterpay.notify.model import Topic
 from meterpay.runtime import Runtime
 from meterpay.sites import repository as sites
 from meterpay.sites.model import Account, AccountStatus, Site, cash_code, revenue_code
@@ -71,7 +75,9 @@ def cash_top_up_in(
         raise InvalidInput("an idempotency key is required", field="idempotency_key")
     key = f"topup:cash:{idempotency_key}"
     now = rt.clock.now()
-    account = sites.account(conn, account_id, lock=True)
+    # Ledger rows before account rows (the product's lock order): the wallet moves
+    # first, then the account is locked to settle its supply state.
+    account = sites.account(conn, account_id)
     if account.status is not AccountStatus.OPEN:
         raise InvalidInput(f"account {account.number} is closed", field="account_id")
     site = sites.site(conn, account.site_id)
@@ -88,6 +94,7 @@ def cash_top_up_in(
     stored = repo.require_same(conn, transfer)
     if new:
         _charge_topup_fee(conn, account, site, transfer, actor=cashier, now=now)
+        credited(conn, account_id, cause=key, amount=amount, now=now)
         audit.record(
             conn,
             at=now,
@@ -101,6 +108,34 @@ def cash_top_up_in(
         )
     balance = Money(repo.balance_fen(conn, account.wallet_id))
     return TopUpResult(stored, balance, duplicate=not new)
+
+
+def credited(
+    conn: Connection, account_id: int, *, cause: str, amount: Money, now: datetime
+) -> None:
+    """After money reached an account's wallet (in the same transaction): settle its
+    supply state — a restore is queued at once when it is paid up, any time of day —
+    and queue the owner's receipt. Closed meanwhile: the whole top-up is refused."""
+    supply = control.account_supply(conn, account_id, lock=True)
+    if sites.account(conn, account_id).status is not AccountStatus.OPEN:
+        raise InvalidInput(f"account {supply.number} is closed", field="account_id")
+    balance = Money(repo.balance_fen(conn, supply.wallet_id))
+    settle_locked(conn, [(supply, cause)], {account_id: balance}, now=now)
+    notify.queue_in(
+        conn,
+        site_id=supply.site_id,
+        topic=Topic.TOP_UP_RECEIPT,
+        dedupe_key=f"{Topic.TOP_UP_RECEIPT.value}:{account_id}:{cause}",
+        now=now,
+        account_id=account_id,
+        customer_id=supply.customer_id,
+        params={
+            "account_number": supply.number,
+            "utility": supply.utility.value,
+            "amount": str(amount),
+            "balance": str(balance),
+        },
+    )
 
 
 def _charge_topup_fee(

@@ -66,8 +66,11 @@ def parse_endpoint(code: str) -> TcpEndpoint:
 
 
 def send(client: AsyncModbusTcpClient, request: modbus.Message) -> Awaitable[ModbusPDU]:
-    """The pymodbus call that sends ``request`` (a read 03/04 or a write 05/06)."""
+    """The pymodbus call that sends ``request`` (a read 01/03/04 or a write 05/06)."""
     unit, function = request.unit, request.function
+    if function == modbus.FunctionCode.READ_COILS:  # a relay's read-back
+        coils = modbus.parse_read_request(request)
+        return client.read_coils(coils.address, count=coils.count, device_id=unit)
     if function in (
         modbus.FunctionCode.READ_HOLDING_REGISTERS,
         modbus.FunctionCode.READ_INPUT_REGISTERS,

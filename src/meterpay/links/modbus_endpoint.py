@@ -40,7 +40,14 @@ from meterpay.drivers import modbus, polling
 from meterpay.drivers.errors import FrameError
 from meterpay.drivers.models import ModbusModel, Protocol
 from meterpay.drivers.polling import PollRequest, ReplyFrame, Request
-from meterpay.drivers.supply import CommandOutcome, SupplyAction, command_outcome, supply_command
+from meterpay.drivers.supply import (
+    CommandOutcome,
+    SupplyAction,
+    command_outcome,
+    relay_read_back,
+    relay_read_request,
+    supply_command,
+)
 from meterpay.links import modbus_calls as calls
 from meterpay.links.modbus_calls import TcpEndpoint
 from meterpay.links.readings import reading_in
@@ -153,18 +160,32 @@ class Endpoint:
         """
         meter, model = self._meter_at(address)
         command = supply_command(model, address, action, now=self._rt.clock.now())
+        reply = await self._ask(meter.id, address, _message(command.request))
+        return command_outcome(command, reply)
+
+    async def relay_holds(self, address: str, action: SupplyAction) -> bool | None:
+        """Read the relay of the meter at ``address`` back: whether it is where ``action``
+        puts it; None if the meter cannot say (an exception reply). Raises as ``command``."""
+        meter, model = self._meter_at(address)
+        request = relay_read_request(model, address)
+        reply = await self._ask(meter.id, address, request)
+        return relay_read_back(model, action, request, reply)
+
+    async def _ask(self, meter_id: int, address: str, request: modbus.Message) -> modbus.Message:
+        """One request out of the poll schedule: the meter's reply, or ``ConnectionError``
+        (no link) or ``TimeoutError`` (the meter stayed silent)."""
         client = self._client
         if client is None or not client.connected:
             raise ConnectionError(f"Modbus TCP {self.code} is not connected")
         try:
-            reply = await self._transact(client, meter.id, _message(command.request))
+            reply = await self._transact(client, meter_id, request)
         except _LinkLost as exc:
             raise ConnectionError(f"Modbus TCP {self.code} disconnected") from exc
         if reply is None:
-            self._sink.silent(meter.id)
+            self._sink.silent(meter_id)
             raise TimeoutError(f"meter {address} on {self.code} did not answer")
-        self._heard(meter.id)
-        return command_outcome(command, reply)
+        self._heard(meter_id)
+        return reply
 
     # --- one connection ------------------------------------------------------------------
 

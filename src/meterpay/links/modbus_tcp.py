@@ -73,7 +73,12 @@ class ModbusTcpSettings:
 
 
 class ModbusTcpPoller:
-    """One ``Endpoint`` loop per ``modbus_tcp`` gateway; ``start``/``stop`` on the loop."""
+    """One ``Endpoint`` loop per ``modbus_tcp`` gateway; ``start``/``stop`` on the loop.
+
+    It is also the way supply commands reach these meters (``command`` then ``confirm``,
+    used by ``links.command_dispatch``): they wait for the request in flight, not a round."""
+
+    transport: Final = Transport.MODBUS_TCP
 
     def __init__(
         self,
@@ -129,6 +134,13 @@ class ModbusTcpPoller:
         if endpoint is None:
             raise LookupError(f"no Modbus TCP gateway {gateway_code} is polled")
         return await endpoint.command(address, action)
+
+    async def confirm(self, gateway_code: str, address: str, action: SupplyAction) -> bool | None:
+        """Read the relay back: whether it is where ``action`` puts it (None: cannot tell)."""
+        endpoint = self._endpoints.get(gateway_code)
+        if endpoint is None:
+            raise LookupError(f"no Modbus TCP gateway {gateway_code} is polled")
+        return await endpoint.relay_holds(address, action)
 
     async def refresh(self) -> None:
         """Loops for new gateways, none for removed ones, every loop's meters brought up to date."""

@@ -1,4 +1,5 @@
-"""``meterpay mqtt consume``: run one MQTT consumer until SIGTERM or Ctrl-C.
+"""``meterpay mqtt consume``: run one MQTT consumer, and the dispatcher that publishes the
+outbox's commands to MQTT gateways, until SIGTERM or Ctrl-C.
 
 ``add_mqtt_commands(subparsers)`` adds the ``mqtt`` command to the
 ``meterpay`` parser; ``main(argv)`` runs it standalone
@@ -20,6 +21,7 @@ from meterpay.bootstrap import build_runtime
 from meterpay.config import Settings
 from meterpay.kernel.errors import DomainError
 from meterpay.links.mqtt import ConsumerOptions, MqttConsumer
+from meterpay.links.mqtt_command_dispatch import CommandResults, MqttCommandDispatcher
 from meterpay.runtime import Runtime
 
 log = logging.getLogger("meterpay.links.mqtt")
@@ -31,7 +33,8 @@ def add_mqtt_commands(sub: Any) -> None:
     commands = mqtt.add_subparsers(title="mqtt commands")
     consume = commands.add_parser(
         "consume",
-        help="consume readings, statuses and command results until SIGTERM (MP_MQTT_* settings)",
+        help="consume readings, statuses and command results, publish the outbox's commands,"
+        " until SIGTERM (MP_MQTT_* settings)",
     )
     consume.add_argument("--broker", help="mqtt://host:port (default MP_MQTT_BROKER_URL)")
     consume.add_argument(
@@ -62,12 +65,14 @@ def _consume(args: argparse.Namespace) -> int:
 
 
 async def consume_until_signalled(rt: Runtime, options: ConsumerOptions) -> None:
-    """Consume until SIGTERM or SIGINT, then finish the batch in hand and disconnect."""
+    """Consume (and carry the outbox's MQTT commands) until SIGTERM or SIGINT, then
+    finish the batch in hand and disconnect."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await MqttConsumer(rt, options).run(stop)
+    consumer = MqttConsumer(rt, options, on_command_result=CommandResults(rt))
+    await asyncio.gather(consumer.run(stop), MqttCommandDispatcher(rt, options.session).run(stop))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

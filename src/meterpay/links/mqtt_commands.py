@@ -9,8 +9,9 @@ on ``{prefix}/gw/{code}/command-results``; ``command_id`` is the idempotency
 key, so a result delivered twice is the same result. The reading a ``read``
 command takes arrives on the readings topic like any other.
 
-The command outbox (a later issue) calls ``publish_command`` after its
-transaction commits and receives results through a ``CommandResultHandler``.
+The command outbox's MQTT dispatcher (``links.mqtt_command_dispatch``) calls
+``publish_command`` after the claim commits and receives results through a
+``CommandResultHandler`` (``CommandResults``) run by the consumer.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class CommandResult:
 
 
 class CommandResultHandler(Protocol):
-    """Where command results go (the outbox, later). Runs in a worker thread; the
+    """Where command results go (``CommandResults``: the outbox). Runs in a worker thread; the
     message is acknowledged after it returns, so it must be idempotent by
     ``command_id``. ``InvalidInput``/``NotFound`` reject the result (acknowledged,
     logged); any other exception leaves it unacknowledged to be tried again."""
@@ -98,7 +99,8 @@ class CommandResultHandler(Protocol):
 
 
 def log_command_result(gateway_code: str, result: CommandResult) -> None:
-    """The handler until the outbox exists: the result is logged and nothing else."""
+    """A bare consumer's handler: the result is logged and nothing else (``links.runner``
+    and ``meterpay mqtt consume`` record results in the outbox instead)."""
     log.info(
         "command %s on %s/%s: %s%s",
         result.command_id,

@@ -1,5 +1,10 @@
 """The links of one process on one event loop: DTU listener, MQTT consumer, Modbus TCP.
 
+Each link runs with the dispatcher that carries outbox commands to its meters: the
+DTU listener and the Modbus TCP poller with a ``CommandDispatcher`` over them, the MQTT
+consumer with an ``MqttCommandDispatcher`` (its results come back through the consumer).
+A link that is not running here has its commands claimed by no dispatcher here.
+
 ``meterpay links`` runs them in the foreground; ``meterpay serve --links`` and
 ``meterpay demo`` run them on a background thread beside the web server (a
 small compound runs everything in one process). Stopping finishes what is in
@@ -20,6 +25,7 @@ from meterpay.links.dtu_bus import BusTimings
 from meterpay.links.dtu_server import DtuServer, DtuSettings
 from meterpay.links.modbus_tcp import ModbusTcpPoller, ModbusTcpSettings
 from meterpay.links.mqtt import ConsumerOptions, MqttConsumer
+from meterpay.links.mqtt_command_dispatch import CommandResults, MqttCommandDispatcher
 from meterpay.links.sink import LinkSink
 from meterpay.runtime import Runtime
 
@@ -69,8 +75,11 @@ class Links:
             await self.server.start()
             jobs.append(CommandDispatcher(self.rt, self.server).run(stop))
         if self.mqtt is not None:
-            self.consumer = MqttConsumer(self.rt, self.mqtt)
+            self.consumer = MqttConsumer(
+                self.rt, self.mqtt, on_command_result=CommandResults(self.rt)
+            )
             jobs.append(self.consumer.run(stop))
+            jobs.append(MqttCommandDispatcher(self.rt, self.mqtt.session).run(stop))
         if self.modbus is not None:
             self.modbus_sink = LinkSink(
                 self.rt, actor="modbus", log_frames=self.rt.settings.modbus_log_frames
@@ -78,6 +87,7 @@ class Links:
             self.modbus_sink.start()
             self.poller = ModbusTcpPoller(self.rt, self.modbus_sink, self.modbus)
             await self.poller.start()
+            jobs.append(CommandDispatcher(self.rt, self.poller).run(stop))
         started()
         try:
             await asyncio.gather(stop.wait(), *jobs)

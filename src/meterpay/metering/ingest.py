@@ -18,7 +18,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -26,14 +26,21 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 
+from meterpay.alarms import repository as alarms
+from meterpay.alarms.model import AlarmKind
 from meterpay.billing.repository import TierStateMoved
 from meterpay.billing.rules import PriceVersion
 from meterpay.billing.service import Billable, charge
+from meterpay.control.model import SupplyState
+from meterpay.control.repository import SupplyStateMoved
+from meterpay.control.supply import Held, settle
 from meterpay.db.engine import TRANSIENT_RETRIES, is_transient
 from meterpay.db.partitions import month_of
 from meterpay.db.schema import meters
 from meterpay.kernel.clock import require_aware
 from meterpay.kernel.errors import InvalidInput
+from meterpay.kernel.money import Money
+from meterpay.ledger import repository as ledger
 from meterpay.metering import repository as repo
 from meterpay.metering.meters import ReadingIn
 from meterpay.metering.model import Assessment, LastAccepted, QualityFlag, ReadingQuality
@@ -106,8 +113,8 @@ def _ingest_chunk(rt: Runtime, chunk: Sequence[ReadingIn], actor: str) -> list[R
         try:
             with rt.db.write() as conn:
                 return ingest_in(rt, conn, chunk, actor=actor)
-        except (DBAPIError, TierStateMoved) as exc:
-            transient = isinstance(exc, TierStateMoved) or is_transient(exc)
+        except (DBAPIError, TierStateMoved, SupplyStateMoved) as exc:
+            transient = isinstance(exc, (TierStateMoved, SupplyStateMoved)) or is_transient(exc)
             if not transient or attempt == TRANSIENT_RETRIES - 1:
                 raise
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311  jitter only
@@ -177,9 +184,67 @@ def ingest_in(
         conn, billables, schedules, targets, carries, tiers=tiers, actor=actor, now=now
     )
     repo.advance_cursors(conn, cursors, carries, moved_registers)
+    _settle_supply(conn, billables, amounts, meters_by_id, now)
+    _watch_cut_off(conn, billables, meters_by_id, now)
     if conflicts:
         log.warning("readings at an already stored time with another total: %s", sorted(conflicts))
     return [_outcome(r, v, ids, amounts, conflicts) for r, v, _ in judged]
+
+
+def _settle_supply(
+    conn: Connection,
+    billables: Sequence[Billable],
+    amounts: dict[int, int],
+    meters_by_id: dict[int, MeterState],
+    now: datetime,
+) -> None:
+    """Judge the new balance of each account this batch charged (after its wallet moved:
+    the product's lock order); only accounts that cross a line cost more."""
+    last: dict[int, Held] = {}
+    for b in billables:  # in time order per meter: the last reading is the cause
+        if amounts.get(b.reading_id):
+            held = meters_by_id[b.meter_id].supply
+            if held is not None:
+                last[b.account_id] = replace(held, cause=f"reading:{b.reading_id}")
+    if not last:
+        return
+    wallets = {
+        account_id: target.wallet_id
+        for m in meters_by_id.values()
+        if (target := m.account) is not None and (account_id := target.account_id) in last
+    }
+    balances = ledger.wallet_balances(conn, wallets.values())
+    settle(
+        conn,
+        list(last.values()),
+        {a: Money(balances[w]) for a, w in wallets.items()},
+        now=now,
+    )
+
+
+def _watch_cut_off(
+    conn: Connection,
+    billables: Sequence[Billable],
+    meters_by_id: dict[int, MeterState],
+    now: datetime,
+) -> None:
+    """Consumption on a meter whose account is cut off: a bypass (旁路) or a relay that
+    did not open — an alarm for a person, one per meter and day, counting readings."""
+    for b in billables:
+        held = meters_by_id[b.meter_id].supply
+        if held is None or held.state is not SupplyState.CUT_OFF or b.quantity <= 0:
+            continue
+        alarms.raise_in(
+            conn,
+            kind=AlarmKind.BYPASS,
+            object_type="meter",
+            object_id=b.meter_id,
+            dedupe_key=f"bypass:{b.meter_id}:{now.date().isoformat()}",
+            message=f"表 {b.meter_id} 已停供仍有用量 {b.quantity}（疑似旁路或继电器未断开）",
+            now=now,
+            site_id=held.site_id,
+            details={"reading_id": b.reading_id, "quantity": str(b.quantity)},
+        )
 
 
 def _registers(r: ReadingIn) -> Registers | None:

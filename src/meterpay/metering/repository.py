@@ -21,6 +21,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 
 from meterpay.billing.model import BillingTarget
+from meterpay.control.model import SupplyState
+from meterpay.control.repository import overrides_of
+from meterpay.control.supply import Held
 from meterpay.db.bulk import allocate_ids, copy_rows, is_postgres, update_many
 from meterpay.db.rows import fetch
 from meterpay.db.schema import accounts, meters, readings, sites
@@ -49,6 +52,19 @@ class MeterState(NamedTuple):
     registers: Registers | None = None
     tier: TierState | None = None
     """The account's tier position as read with this row (None before its first cycle)."""
+    supply: Held | None = None
+    """The account's supply state and own thresholds as read with this row."""
+
+
+OVERRIDE_COLUMNS = (
+    "warning1_fen",
+    "warning1_days",
+    "warning2_fen",
+    "warning2_days",
+    "credit_limit_fen",
+    "disconnect_fen",
+    "reconnect_fen",
+)
 
 
 def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterState]:
@@ -80,6 +96,15 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             accounts.c.tier_consumed,
             sites.c.code,
             sites.c.timezone,
+            accounts.c.site_id,
+            accounts.c.supply_state,
+            accounts.c.warning1_fen,
+            accounts.c.warning1_days,
+            accounts.c.warning2_fen,
+            accounts.c.warning2_days,
+            accounts.c.credit_limit_fen,
+            accounts.c.disconnect_fen,
+            accounts.c.reconnect_fen,
         )
         .select_from(meters)
         .outerjoin(accounts, accounts.c.id == meters.c.account_id)
@@ -115,14 +140,25 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             consumed,
             site_code,
             time_zone,
+            site_id,
+            supply_state,
+            *own_thresholds,
         ) = row
         shape = (multiplier, capacity, max_rate)
         profile = profiles.get(shape) or profiles.setdefault(shape, MeterProfile(*shape))
         last = LastAccepted(last_at, last_total) if last_at is not None else None
-        target = None
+        target = supply = None
         if account_id is not None:
             revenue_id, code = revenue[(site_code, utility)]
             target = BillingTarget(account_id, wallet_id, revenue_id, tariff_id, code, time_zone)
+            overrides = (
+                overrides_of(dict(zip(OVERRIDE_COLUMNS, own_thresholds, strict=True)))
+                if any(v is not None for v in own_thresholds)
+                else None
+            )
+            supply = Held(
+                account_id, site_id, Utility(utility), SupplyState(supply_state), overrides, ""
+            )
         registers = (
             (tip, peak, flat, valley)
             if any(v is not None for v in (tip, peak, flat, valley))
@@ -130,7 +166,7 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
         )
         tier = TierState.stored(cycle_start, consumed) if cycle_start else None
         found[meter_id] = MeterState(
-            meter_id, profile, removed_at, last, carry, target, registers, tier
+            meter_id, profile, removed_at, last, carry, target, registers, tier, supply
         )
     return found
 

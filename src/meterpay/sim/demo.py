@@ -1,11 +1,15 @@
 """``meterpay demo``: a demo compound whose balances visibly move.
 
 Seeds (once) a site of two buildings with about 200 units, each with an
-electricity and a water account and meter and a realistic opening balance,
-plus common-area lighting; then a background simulator feeds readings
-through the real ingest service while the API serves. Simulated time starts
-30 days back and runs at 30 minutes per round until it reaches the present,
-then follows real time.
+electricity and a water account and meter and an opening balance, plus
+common-area lighting; then a background simulator feeds readings through the
+real ingest service while the API and the console serve. Simulated time starts
+30 days back and runs in two-hour rounds until it reaches the present, then
+follows real time.
+
+Accounts move through the supply states within minutes: the arrears story (a
+short notice period, balances sized to land in every state, a protected account,
+owners paying at the counter) is ``meterpay.sim.demo_story``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from meterpay.control import service as control
 from meterpay.db.migrate import upgrade
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
@@ -28,6 +33,15 @@ from meterpay.metering import service as metering
 from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import Meter, MeterStatus, Protocol, ReadingIn, ReadingSource
 from meterpay.runtime import Runtime
+from meterpay.sim.demo_story import (
+    EMPTY,
+    POLICY,
+    PROTECTED_REASON,
+    PROTECTED_UNIT,
+    CounterPayments,
+    opening_balance,
+    usage_scale,
+)
 from meterpay.sim.load import consumption
 from meterpay.sites import service as sites
 from meterpay.sites.model import CustomerKind, UnitKind
@@ -79,9 +93,14 @@ def run_demo(rt: Runtime, *, units_per_floor: int, interval: float, serve: bool)
     log.info(
         "demo site %s; API on http://%s:%s/docs", SITE_CODE, rt.settings.host, rt.settings.port
     )
+    from meterpay.workers.scheduler import BackgroundWorkers
+
+    workers = BackgroundWorkers(rt)
+    workers.start()
     try:
         uvicorn.run(create_app(rt), host=rt.settings.host, port=rt.settings.port)
     finally:
+        workers.stop()
         for links in live:
             links.stop()
     return 0
@@ -116,6 +135,8 @@ def _existing_site(rt: Runtime) -> int | None:
 def seed(rt: Runtime, *, units_per_floor: int, rng: random.Random | None = None) -> int:
     """Create the demo compound in one transaction and give it opening balances."""
     site = sites.create_site(rt, code=SITE_CODE, name="阳光花园 Sunshine Garden", actor=ACTOR)
+    for utility in Utility:
+        control.set_policy(rt, site.id, utility, POLICY, by=ACTOR, reason="demo: a story to watch")
     since = rt.clock.now() - HISTORY
     power = create_tariff(
         rt,
@@ -147,6 +168,8 @@ def seed(rt: Runtime, *, units_per_floor: int, rng: random.Random | None = None)
             rng or random.Random(20261126),  # noqa: S311  simulation only
         )
         seeder.compound(units_per_floor)
+    if seeder.protected is not None:
+        control.protect(rt, seeder.protected, reason=PROTECTED_REASON, by=ACTOR)
     log.info("seeded demo site %s", SITE_CODE)
     return site.id
 
@@ -159,6 +182,7 @@ class _Seeder:
     tariffs: dict[Utility, int]
     since: datetime
     rng: random.Random
+    protected: int | None = None
 
     def compound(self, units_per_floor: int) -> None:
         for b in (1, 2):
@@ -186,7 +210,7 @@ class _Seeder:
             self.metered(common.id, common.code, Utility.ELECTRICITY, None, Money.from_yuan(2000))
 
     def home(self, floor_id: int, code: str, name: str, kind: UnitKind) -> None:
-        """A unit's owner, accounts, meters and opening balances (some nearly empty)."""
+        """A unit's owner, accounts, meters and opening balances."""
         unit = sites.create_unit_in(
             self.conn,
             site_id=self.site_id,
@@ -205,15 +229,18 @@ class _Seeder:
             kind=CustomerKind.PERSON,
             phone=f"1{rng.choice('3578')}{rng.randrange(10**9):09d}",
         )
-        low = rng.random() < 0.1
-        power = rng.randrange(5, 20) if low else rng.randrange(100, 600, 50)
-        water = rng.randrange(5, 20) if low else rng.randrange(50, 300, 50)
-        self.metered(unit.id, code, Utility.ELECTRICITY, owner.id, Money.from_yuan(power))
-        self.metered(unit.id, code, Utility.WATER, owner.id, Money.from_yuan(water))
+        for utility in Utility:
+            protected = code == PROTECTED_UNIT and utility is Utility.ELECTRICITY
+            address = _address(code, utility)
+            story = EMPTY if protected else None
+            opening = opening_balance(rng, kind, utility, address, story)
+            account_id = self.metered(unit.id, code, utility, owner.id, opening)
+            if protected:
+                self.protected = account_id
 
     def metered(
         self, unit_id: int, code: str, utility: Utility, customer_id: int | None, opening: Money
-    ) -> None:
+    ) -> int:
         account = sites.open_account_in(
             self.rt,
             self.conn,
@@ -225,14 +252,13 @@ class _Seeder:
             actor=ACTOR,
         )
         electric = utility is Utility.ELECTRICITY
-        digits = "".join(ch for ch in code if ch.isdigit()).rjust(8, "0")
         metering.register_meter_in(
             self.rt,
             self.conn,
             unit_id=unit_id,
             utility=utility,
             protocol=Protocol.DLT645_2007 if electric else Protocol.CJT188,
-            address=("0000" + digits)[-12:] if electric else ("101000" + digits)[-14:],
+            address=_address(code, utility),
             initial_total=Decimal(0),
             account_id=account.id,
             multiplier=1,
@@ -254,6 +280,13 @@ class _Seeder:
             cashier=ACTOR,
             note="开户预存 opening balance",
         )
+        return account.id
+
+
+def _address(code: str, utility: Utility) -> str:
+    """A meter's address from its unit's code: 12 digits (DL/T 645), 14 (CJ/T 188)."""
+    digits = "".join(ch for ch in code if ch.isdigit()).rjust(8, "0")
+    return ("0000" + digits)[-12:] if utility is Utility.ELECTRICITY else ("101000" + digits)[-14:]
 
 
 class Simulator:
@@ -265,11 +298,10 @@ class Simulator:
         active = [m for m in _all_meters(rt, site_id) if m.status is MeterStatus.ACTIVE]
         units = {u.id: u for u in _all_units(rt, site_id)}
         self.meters = [
-            SimMeter(
-                m, units[m.unit_id].kind, self.rng.uniform(0.6, 1.6), m.last_total or Decimal(0)
-            )
+            SimMeter(m, units[m.unit_id].kind, usage_scale(m.address), m.last_total or Decimal(0))
             for m in active
         ]
+        self.payer = CounterPayments(rt, site_id, self.rng)
         last = [m.last_read_at for m in active if m.last_read_at is not None]
         self.sim_time = max(last) if last else rt.clock.now()
 
@@ -322,6 +354,7 @@ class Simulator:
         while not stop.wait(interval):
             try:
                 self.round()
+                self.payer.maybe_pay()
             except Exception:
                 log.exception("simulator round failed; trying again next round")
 

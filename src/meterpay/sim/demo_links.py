@@ -31,6 +31,7 @@ from meterpay.metering.gateways import Transport
 from meterpay.metering.meters import Meter, MeterStatus
 from meterpay.runtime import Runtime
 from meterpay.sim.demo import LIVE_MODELS
+from meterpay.sim.demo_story import usage_scale
 from meterpay.sim.dtu import DtuSettings, SimulatedDtu, SimulatedFleet, imei_like
 from meterpay.sim.meters import meter_for
 from meterpay.sim.mqtt_gateway import SimulatedGateway, SimulatedMeter
@@ -162,6 +163,7 @@ class DemoLinks:
                         models[LIVE_MODELS[m.utility]],
                         m.address,
                         kind=self.kinds.get(m.unit_id, UnitKind.HOME),
+                        scale=usage_scale(m.address),
                         opening=_register(m),
                         seed=m.address,
                     )
@@ -191,6 +193,7 @@ class DemoLinks:
                     self.kinds.get(m.unit_id, UnitKind.HOME),
                     m.utility,
                     _register(m),
+                    scale=usage_scale(m.address),
                 )
                 for m in meters
             ],

@@ -4,7 +4,8 @@ Each row of the model (field, holding or input, address, type, word order, scale
 is a register the meter holds, so ``polling`` reads back exactly what the meter counts:
 for the Eastron SDM120 that is float32 input registers, high word first, with power in
 W. Reads are FC03/FC04; a relay, if the model has one, is FC05 (coil) or FC06 (register)
-with the model's values, answered by an echo.
+with the model's values, answered by an echo, and reads back where it is written: FC01
+on its coil, FC03 on its register (one at a time: the relay is not in the table).
 
 Invariants:
 - a read touching any address outside the table is exception 02 (illegal data
@@ -110,6 +111,8 @@ class ModbusMeter:
 
     def _reply(self, message: Message, at: datetime) -> Message:
         function = message.function
+        if self._reads_relay(message):
+            return self._relay_state(message)
         if function in _READS.values():
             return self._read(message, at)
         if function in (FunctionCode.WRITE_SINGLE_COIL, FunctionCode.WRITE_SINGLE_REGISTER):
@@ -184,6 +187,23 @@ class ModbusMeter:
             return self._exception(function, ILLEGAL_DATA_VALUE)
         self.relay_open = value == relay.disconnect_value
         return Message(self.unit, function, message.data)  # a write is answered by its echo
+
+    def _reads_relay(self, message: Message) -> bool:
+        relay = self.model.relay
+        wanted = {"coil": FunctionCode.READ_COILS, "register": FunctionCode.READ_HOLDING_REGISTERS}
+        if relay.style not in wanted or message.function != wanted[relay.style]:
+            return False
+        return message.data[:2] == (relay.address or 0).to_bytes(2, "big")
+
+    def _relay_state(self, message: Message) -> Message:
+        """FC01 of the relay coil (bit 0: on = closed) or FC03 of the relay register."""
+        relay = self.model.relay
+        if message.data[2:] != b"\x00\x01":  # only the relay itself is there to read
+            return self._exception(message.function, ILLEGAL_DATA_ADDRESS)
+        value = relay.disconnect_value if self.relay_open else relay.reconnect_value
+        if message.function == FunctionCode.READ_COILS:
+            return Message(self.unit, message.function, bytes([1, value == modbus.COIL_ON]))
+        return Message(self.unit, message.function, b"\x02" + (value or 0).to_bytes(2, "big"))
 
     def _exception(self, function: int, code: int) -> Message:
         return Message(self.unit, function | EXCEPTION_BIT, bytes([code]))

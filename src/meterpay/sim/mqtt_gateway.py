@@ -8,9 +8,11 @@ Consumption follows the daily load profiles of ``sim.load`` (home, shop,
 office, common areas) in the site's local time.
 
 Faults, each a chance per message or per round (``GatewayFaults``): garbage
-messages on the readings topic, messages published twice, and dropping off
-the network (the broker publishes the Last Will); a gateway that comes back
-uploads the readings it took while away, as real gateways do.
+messages on the readings topic, messages published twice, dropping off the
+network (the broker publishes the Last Will), and commands taken but never
+answered; a gateway that comes back uploads the readings it took while away,
+as real gateways do. A meter whose relay is stuck (``relay_stuck``) does not
+move: the gateway answers its cut or restore ``failed``.
 
 Usage::
 
@@ -86,6 +88,8 @@ class SimulatedMeter:
     total: Decimal = Decimal(0)
     scale: float = 1.0
     relay: RelayState = RelayState.CONNECTED
+    relay_stuck: bool = False
+    """The relay does not move: cuts and restores are answered ``failed``."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ class GatewayFaults:
     """Chance, per round, of dropping off the network (the Last Will fires)."""
     offline_rounds: int = 2
     """Rounds spent away; the readings taken meanwhile are uploaded on return."""
+    silent_commands: float = 0.0
+    """Chance that a command is received and never answered (nor carried out)."""
 
 
 @dataclass
@@ -108,6 +114,7 @@ class Published:
     duplicates: int = 0
     drops: int = 0
     command_results: int = 0
+    commands_ignored: int = 0
 
 
 @dataclass
@@ -284,6 +291,9 @@ class SimulatedGateway:
             return
         now = datetime.now(UTC)
         with self._lock:
+            if self.faults.silent_commands and self._rng.random() < self.faults.silent_commands:
+                self.published.commands_ignored += 1
+                return
             meter = self.meters.get(command.address)
             outcome, relay = self._carry_out(command.action, command.expires_at, meter, now)
             total = meter.total if meter is not None else None
@@ -307,6 +317,9 @@ class SimulatedGateway:
             return CommandOutcome.REJECTED, None
         if now > expires_at:
             return CommandOutcome.EXPIRED, meter.relay
+        switching = action in (CommandAction.CUT, CommandAction.RESTORE)
+        if switching and meter.relay_stuck:
+            return CommandOutcome.FAILED, meter.relay
         if action is CommandAction.CUT:
             meter.relay = RelayState.DISCONNECTED
         elif action is CommandAction.RESTORE:

@@ -14,14 +14,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from meterpay.kernel.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
 from meterpay.kernel.money import InvalidAmount
 from meterpay.kernel.quantity import InvalidQuantity
 from meterpay.runtime import Runtime
-from meterpay.web.api import push_routes, routes
+from meterpay.web import console
+from meterpay.web.api import arrears_routes, control_routes, notify_routes, push_routes, routes
 
 _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
@@ -40,16 +41,23 @@ def create_app(rt: Runtime) -> FastAPI:
     )
     app.state.runtime = rt
     app.include_router(routes.router, prefix="/api/v1")
+    app.include_router(notify_routes.router, prefix="/api/v1")
     # Platforms (CTWing, OneNET) sign their pushes themselves: no bearer dependency there.
     app.include_router(push_routes.router, prefix="/api/v1")
+    app.include_router(control_routes.router, prefix="/api/v1")
+    app.include_router(arrears_routes.router, prefix="/api/v1")
+    console.mount(app)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(InvalidAmount, _value_error)
     app.add_exception_handler(InvalidQuantity, _value_error)
 
-    @app.get("/", include_in_schema=False)
-    def index() -> dict[str, str]:
+    @app.get("/", include_in_schema=False, response_model=None)
+    def index(request: Request) -> Response | dict[str, str]:
+        """A browser goes to the console; anything else gets the JSON index."""
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/console/supply", status_code=303)
         return {"name": "meterpay", "api": "/api/v1", "openapi": "/openapi.json", "docs": "/docs"}
 
     return app

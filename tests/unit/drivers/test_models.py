@@ -283,6 +283,8 @@ def test_disconnecting_a_prepaid_meter_sends_a_plaintext_trip_expiring_in_ten_mi
     assert command.frame.startswith(b"\xfe" * 4)
     reconnect = supply_command(PREPAID, METER, SupplyAction.RECONNECT, now=NOW)
     assert isinstance(reconnect.request, dlt645.Frame) and reconnect.request.data[8] == 0x1C
+    allowed = supply_command(PREPAID, METER, SupplyAction.RECONNECT_ALLOWED, now=NOW)
+    assert isinstance(allowed.request, dlt645.Frame) and allowed.request.data[8] == 0x1B
 
 
 def test_the_relay_ack_and_refusal_become_outcomes() -> None:

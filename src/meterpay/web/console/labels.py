@@ -1,0 +1,182 @@
+"""The console's words, in Chinese and English, keyed by a stable id.
+
+The console is Chinese first: each label shows the Chinese words with the English in
+small type beneath (``?lang=en`` swaps them). Keys follow the values they name —
+``state.in_arrears``, ``command.failed``, ``topic.final_notice`` — so a template can
+label any enum value as ``w("state." ~ row.state)``. A key missing here shows itself
+(never an empty cell), which a test catches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from markupsafe import Markup
+
+
+class Lang(StrEnum):
+    ZH_CN = "zh-CN"
+    EN = "en"
+
+    @classmethod
+    def of(cls, value: str | None) -> Lang:
+        return cls.EN if value and value.lower().startswith("en") else cls.ZH_CN
+
+
+WORDS: Final[dict[str, tuple[str, str]]] = {
+    # the page
+    "console": ("运营控制台", "Operators' console"),
+    "page.supply": ("供应状态", "Supply"),
+    "site": ("项目", "Site"),
+    "no_site": (
+        "还没有项目。创建一个项目，或运行 make demo。",
+        "No site yet: create one, or run make demo.",
+    ),
+    "refresh": ("每 5 秒自动刷新", "refreshes every 5 s"),
+    "as_of": ("数据时间", "as of"),
+    "language": ("English", "中文"),
+    "accounts_by_state": ("各状态账户数", "Accounts by supply state"),
+    "attention": ("需关注的账户", "Accounts not in normal supply"),
+    "attention.none": ("所有账户供应正常。", "Every account is in normal supply."),
+    "all_states": ("全部", "all"),
+    "shown": ("显示", "showing"),
+    "of": ("共", "of"),
+    "prev": ("上一页", "previous"),
+    "next": ("下一页", "next"),
+    "events": ("最新状态变化", "Latest supply events"),
+    "commands": ("最新控制命令", "Latest commands"),
+    "messages": ("业主最新消息", "Owners' latest messages"),
+    "alarms": ("未关闭告警", "Open alarms"),
+    "none": ("暂无", "none yet"),
+    # columns
+    "col.unit": ("房间", "Unit"),
+    "col.owner": ("业主", "Owner"),
+    "col.account": ("账户号", "Account"),
+    "col.utility": ("类型", "Utility"),
+    "col.balance": ("余额", "Balance"),
+    "col.state": ("状态", "State"),
+    "col.since": ("进入时间", "Since"),
+    "col.cutoff": ("计划停供", "Planned cut-off"),
+    "col.protection": ("保电原因", "Protected because"),
+    "col.time": ("时间", "Time"),
+    "col.change": ("变化", "Change"),
+    "col.cause": ("原因", "Cause"),
+    "col.kind": ("命令", "Kind"),
+    "col.attempts": ("尝试", "Tries"),
+    "col.meter": ("表计", "Meter"),
+    "col.expires": ("失效时间", "Expires"),
+    "col.error": ("最近错误", "Last error"),
+    "col.topic": ("主题", "Topic"),
+    "col.channel": ("渠道", "Channel"),
+    "col.recipient": ("接收人", "Recipient"),
+    "col.message": ("内容", "Message"),
+    "col.severity": ("级别", "Severity"),
+    "col.alarm": ("告警", "Alarm"),
+    "col.seen": ("最近发生", "Last seen"),
+    "col.count": ("次数", "Count"),
+    # supply states (meterpay.control.model.SupplyState)
+    "state.normal": ("正常", "normal"),
+    "state.low": ("余额偏低", "low"),
+    "state.very_low": ("余额不足", "very low"),
+    "state.in_arrears": ("欠费待停", "in arrears"),
+    "state.cut_off": ("已停供", "cut off"),
+    "state.restore_pending": ("待恢复", "restore pending"),
+    # utilities
+    "utility.electricity": ("电", "electricity"),
+    "utility.water": ("水", "water"),
+    # the planned cut-off
+    "cutoff.needs_person": ("不自动停供", "needs a person"),
+    "cutoff.allowed": ("正在停供", "cutting now"),
+    "cutoff.notice_period": ("通知期内", "notice period"),
+    "cutoff.final_notice": ("最后通知后", "after the final notice"),
+    "cutoff.friendly_hours": ("夜间顺延", "deferred: night hours"),
+    "cutoff.rest_day": ("休息日顺延", "deferred: rest day"),
+    "cutoff.unknown_day": ("日历未知", "calendar unknown"),
+    "cutoff.protected": ("保电", "protected"),
+    "cutoff.manual_only": ("仅人工停供", "manual only"),
+    "cutoff.no_allowed_moment": ("无可停时间", "no allowed moment"),
+    # causes of supply events (reading:<id>, topup:<key>, command:<id>, ...)
+    "cause.reading": ("抄表扣费", "charged reading"),
+    "cause.topup": ("充值", "top-up"),
+    "cause.command": ("表计确认", "meter confirmed"),
+    "cause.other": ("其他", "other"),
+    # commands (meterpay.control.commands)
+    "kind.cut.electricity": ("拉闸", "cut"),
+    "kind.cut.water": ("关阀", "close valve"),
+    "kind.restore.electricity": ("合闸", "restore"),
+    "kind.restore.water": ("开阀", "open valve"),
+    "kind.read_status.electricity": ("读状态", "read status"),
+    "kind.read_status.water": ("读状态", "read status"),
+    "kind.time_sync.electricity": ("校时", "time sync"),
+    "kind.time_sync.water": ("校时", "time sync"),
+    "command.pending": ("待发送", "pending"),
+    "command.sent": ("已发送", "sent"),
+    "command.acknowledged": ("表计已应答", "acknowledged"),
+    "command.verified": ("已核实", "verified"),
+    "command.failed": ("失败", "failed"),
+    "command.expired": ("已失效", "expired"),
+    # the owners' messages (meterpay.notify.model)
+    "topic.warning1": ("低余额提醒", "low balance"),
+    "topic.warning2": ("余额不足", "balance very low"),
+    "topic.arrears_notice": ("欠费停供通知", "arrears notice"),
+    "topic.final_notice": ("停供最后通知", "final notice"),
+    "topic.cut_off": ("已停供", "cut off"),
+    "topic.restored": ("已恢复供应", "restored"),
+    "topic.top_up_receipt": ("充值到账", "top-up receipt"),
+    "channel.in_app": ("站内信", "in-app"),
+    "channel.sms": ("短信", "SMS"),
+    "channel.email": ("邮件", "email"),
+    "channel.wechat": ("微信", "WeChat"),
+    "channel.webhook": ("Webhook", "webhook"),
+    "message.pending": ("待发送", "pending"),
+    "message.sending": ("发送中", "sending"),
+    "message.sent": ("已送达", "sent"),
+    "message.failed": ("失败", "failed"),
+    "message.skipped": ("未发送", "skipped"),
+    # alarms (meterpay.alarms.model)
+    "alarm.cutoff_needs_person": ("停供需人工决定", "cut-off needs a person"),
+    "alarm.arrears_growing": ("欠费持续增加", "arrears growing"),
+    "alarm.cutoff_deferred_too_long": ("停供顺延过久", "cut-off deferred too long"),
+    "alarm.command_failed": ("命令未完成", "command failed"),
+    "alarm.relay_mismatch": ("开关状态不符", "relay mismatch"),
+    "alarm.bypass": ("疑似绕表用电", "possible bypass"),
+    "severity.info": ("提示", "info"),
+    "severity.warning": ("警告", "warning"),
+    "severity.critical": ("严重", "critical"),
+    "alarm_state.open": ("未处理", "open"),
+    "alarm_state.acknowledged": ("已确认", "acknowledged"),
+    "alarm_state.closed": ("已关闭", "closed"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """Labels in one language first and the other in small type."""
+
+    lang: Lang = Lang.ZH_CN
+
+    def __call__(self, key: str) -> Markup:
+        primary, secondary = self.pair(key)
+        return Markup('{}<small class="alt" lang="{}">{}</small>').format(
+            primary, self.other.value, secondary
+        )
+
+    def plain(self, key: str) -> str:
+        """Only the first language's words (titles, attributes)."""
+        return self.pair(key)[0]
+
+    def pair(self, key: str) -> tuple[str, str]:
+        zh, en = WORDS.get(key, (key, key))
+        return (en, zh) if self.lang is Lang.EN else (zh, en)
+
+    @property
+    def other(self) -> Lang:
+        return Lang.ZH_CN if self.lang is Lang.EN else Lang.EN
+
+
+def cause_key(cause: str) -> str:
+    """The kind of a supply event's cause: ``reading:12`` -> ``cause.reading``."""
+    head = cause.split(":", 1)[0]
+    return f"cause.{head}" if f"cause.{head}" in WORDS else "cause.other"
