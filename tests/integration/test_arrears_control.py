@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from meterpay.alarms import service as alarm_service
 from meterpay.alarms.model import AlarmKind
-from meterpay.control import outbox
+from meterpay.control import manual, outbox
 from meterpay.control import service as control
 from meterpay.control.commands import READ_BACK_EVERY, CommandEvent, CommandKind, CommandState
 from meterpay.control.model import SupplyState
@@ -26,6 +26,7 @@ from meterpay.kernel.clock import FixedClock
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import service as ledger
+from meterpay.metering import service as metering
 from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import ReadingIn, ReadingSource
 from meterpay.notify import service as notify
@@ -305,15 +306,24 @@ def test_top_ups_and_charges_racing_on_one_account_neither_deadlock_nor_lose_a_s
 
 
 def test_consumption_while_cut_off_raises_a_bypass_alarm(rt: Runtime) -> None:
+    """Use over an interval that began after the cut was confirmed is a bypass (or a relay
+    that did not open); the use that the confirming reading still carries is not."""
     home = _home_with_owner(rt)
-    with rt.db.write() as conn:  # as if the cut had been confirmed by the meter
-        conn.execute(
-            accounts.update()
-            .where(accounts.c.id == home.account.id)
-            .values(supply_state=SupplyState.CUT_OFF.value)
-        )
     meter = Meter(rt, home)
-    meter.use("2")
+    meter.use("2")  # in arrears
+
+    def cut_off(at: datetime) -> None:
+        with rt.db.write() as conn:  # as if the meter had confirmed the cut at ``at``
+            conn.execute(
+                accounts.update()
+                .where(accounts.c.id == home.account.id)
+                .values(supply_state=SupplyState.CUT_OFF.value, supply_changed_at=at)
+            )
+
+    cut_off(meter.at + timedelta(minutes=1))  # confirmed after the last reading was taken
+    meter.use("1")
+    assert alarm_service.list_alarms(rt, kind=AlarmKind.BYPASS) == []
+    meter.use("1")
     meter.use("1")
     (bypass,) = alarm_service.list_alarms(rt, kind=AlarmKind.BYPASS)
     assert bypass.object_id == str(home.meter.id)
@@ -346,3 +356,25 @@ def test_an_acknowledged_command_is_read_back_again_until_it_is_verified_or_expi
     rt.clock.advance(timedelta(days=8))  # type: ignore[attr-defined]
     outbox.claim(rt, read_backs=True)
     assert outbox.get(rt, queued.id).state is CommandState.EXPIRED
+
+
+def test_a_payment_never_lifts_an_operators_emergency_cut(rt: Runtime) -> None:
+    """An operator cut the meter by hand (an emergency); the owner then pays off arrears:
+    the arrears restore is held for that meter and a person is told."""
+    home = _home_with_owner(rt)
+    metering.update_meter(rt, home.meter.id, actor=ACTOR, has_switch=True)
+    Meter(rt, home).use("5")  # in arrears
+    manual.request(
+        rt,
+        scope=manual.Scope.METER,
+        scope_id=home.meter.id,
+        kind=manual.ControlKind.CUT,
+        reason="漏电抢修 emergency repair",
+        requested_by="operator",
+    )
+    _top_up(rt, home, "100.00", "pays")
+    assert _state(rt, home) is SupplyState.RESTORE_PENDING
+    kinds = [c.kind for c in _commands(rt, home.account.id)]
+    assert kinds == [CommandKind.CUT]  # the manual cut stands, no restore queued
+    (held,) = alarm_service.list_alarms(rt, kind=AlarmKind.RESTORE_HELD)
+    assert held.object_id == str(home.meter.id)

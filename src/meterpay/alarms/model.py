@@ -40,6 +40,8 @@ class AlarmKind(StrEnum):
     """The meter reports its relay or valve other than the account's state requires."""
     BYPASS = "bypass"
     """Consumption while the supply is cut off (旁路/窃电)."""
+    RESTORE_HELD = "restore_held"
+    """Paid up, but an operator's manual cut of the meter stands: a person lifts it."""
 
 
 SEVERITY: Final = {
@@ -49,6 +51,7 @@ SEVERITY: Final = {
     AlarmKind.COMMAND_FAILED: Severity.CRITICAL,
     AlarmKind.RELAY_MISMATCH: Severity.CRITICAL,
     AlarmKind.BYPASS: Severity.CRITICAL,
+    AlarmKind.RESTORE_HELD: Severity.WARNING,
 }
 
 MOVES: Final = {

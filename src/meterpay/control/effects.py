@@ -30,7 +30,13 @@ from meterpay.control.model import (
     effective_thresholds,
 )
 from meterpay.control.repository import AccountSupply, SitePolicy, SupplyChange
-from meterpay.control.rules import ArrearsAlarm, CutoffDecision, CutoffVerdict, decide_cutoff
+from meterpay.control.rules import (
+    ArrearsAlarm,
+    CutoffDecision,
+    CutoffReason,
+    CutoffVerdict,
+    decide_cutoff,
+)
 from meterpay.kernel.money import Money
 from meterpay.notify import outbox as notify
 from meterpay.notify.model import Topic
@@ -169,7 +175,9 @@ def raise_arrears_alarm(
         object_type="account",
         object_id=account.id,
         dedupe_key=f"{kind.value}:{account.id}:{episode.isoformat()}",
-        message=_ALARM_TEXT[kind].format(number=account.number, reason=alarm.cutoff_reason.value),
+        message=_ALARM_TEXT[kind].format(
+            number=account.number, reason=_REASON_TEXT.get(alarm.cutoff_reason, "")
+        ),
         now=now,
         site_id=account.site_id,
         details={
@@ -180,6 +188,17 @@ def raise_arrears_alarm(
     )
 
 
+_REASON_TEXT: Final = {
+    CutoffReason.PROTECTED: "保电账户",
+    CutoffReason.MANUAL_ONLY: "该类用能仅人工停供",
+    CutoffReason.NO_ALLOWED_MOMENT: "45 天内没有允许停供的时段",
+    CutoffReason.NOTICE_PERIOD: "通知期未满",
+    CutoffReason.FINAL_NOTICE: "等待停供前提醒",
+    CutoffReason.FRIENDLY_HOURS: "友好时段",
+    CutoffReason.REST_DAY: "周末或节假日",
+    CutoffReason.UNKNOWN_DAY: "日历未知的日期",
+    CutoffReason.ALLOWED: "",
+}
 _ALARM_TEXT: Final = {
     AlarmKind.CUTOFF_NEEDS_PERSON: "账户 {number} 欠费，不会自动停供（{reason}），请人工处理",
     AlarmKind.ARREARS_GROWING: "账户 {number} 欠费持续增加，停供被推迟（{reason}）",

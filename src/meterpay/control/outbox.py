@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, or_, select, update
+from sqlalchemy import Connection, Select, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from meterpay.control import repository as control_repo
@@ -245,6 +245,29 @@ def withdraw_in(
         _save(conn, command_id, after, now, error=f"withdrawn: {reason}")
         withdrawn.append(command_id)
     return withdrawn
+
+
+def manually_cut(conn: Connection, meter_ids: Collection[int]) -> set[int]:
+    """The meters whose latest live supply command (open or verified) is an operator's
+    cut: an emergency shut-off in force."""
+    if not meter_ids:
+        return set()
+    latest = (
+        select(commands.c.meter_id, func.max(commands.c.id).label("id"))
+        .where(
+            commands.c.meter_id.in_(sorted(meter_ids)),
+            commands.c.kind.in_((CommandKind.CUT.value, CommandKind.RESTORE.value)),
+            commands.c.state.not_in((CommandState.FAILED.value, CommandState.EXPIRED.value)),
+        )
+        .group_by(commands.c.meter_id)
+        .subquery()
+    )
+    query = select(commands.c.meter_id).where(
+        commands.c.id == latest.c.id,
+        commands.c.kind == CommandKind.CUT.value,
+        commands.c.cause_key.startswith("manual:"),
+    )
+    return set(conn.execute(query).scalars())
 
 
 def of_account(

@@ -22,6 +22,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
+from meterpay.alarms import repository as alarms
+from meterpay.alarms.model import AlarmKind
 from meterpay.control import effects, outbox
 from meterpay.control import repository as repo
 from meterpay.control.calendar import CutoffDayType
@@ -45,6 +47,8 @@ class Held:
     overrides: ThresholdOverrides | None
     cause: str
     """What moved the balance: ``reading:<id>``, ``topup:<key>``, ..."""
+    changed_at: datetime | None = None
+    """When the supply state last changed (a cut-off: when the meter confirmed it)."""
 
 
 def settle(
@@ -166,8 +170,10 @@ def _restore(
     policies: Mapping[tuple[int, Utility], SitePolicy],
     now: datetime,
 ) -> None:
-    """One restore command per meter of each paid-up account; its open cuts withdrawn.
-    An account without meters has nothing to switch: its restore is confirmed at once."""
+    """One restore command per meter of each paid-up account; its open arrears cuts
+    withdrawn. A meter an operator has cut by hand (an emergency) is left cut, with an
+    alarm: only a person lifts that. An account without meters has nothing to switch:
+    its restore is confirmed at once."""
     if not restored:
         return
     meters = repo.meters_of(conn, [c.account.id for c in restored])
@@ -184,7 +190,22 @@ def _restore(
             reason=c.cause,
         )
         style = policies[(account.site_id, account.utility)].policy.restore_style
+        held = outbox.manually_cut(conn, meters[account.id])
+        for meter_id in held:  # a payment never lifts an operator's emergency cut
+            alarms.raise_in(
+                conn,
+                kind=AlarmKind.RESTORE_HELD,
+                object_type="meter",
+                object_id=meter_id,
+                dedupe_key=f"restore_held:{meter_id}:{c.cause}",
+                message=f"账户 {account.number} 已缴清，但表 {meter_id} 处于人工停供，需人工恢复",
+                now=now,
+                site_id=account.site_id,
+                details={"account_id": account.id, "cause": c.cause},
+            )
         for meter_id in meters[account.id]:
+            if meter_id in held:
+                continue
             outbox.queue_in(
                 conn,
                 meter_id=meter_id,

@@ -228,11 +228,15 @@ def _watch_cut_off(
     meters_by_id: dict[int, MeterState],
     now: datetime,
 ) -> None:
-    """Consumption on a meter whose account is cut off: a bypass (旁路) or a relay that
-    did not open — an alarm for a person, one per meter and day, counting readings."""
+    """Consumption on a meter whose account is cut off, over an interval that began after
+    the cut was confirmed: a bypass (旁路) or a relay that did not open — an alarm for a
+    person, one per meter and day, counting readings. (The reading that confirmed the
+    cut still carries the use from before it.)"""
     for b in billables:
         held = meters_by_id[b.meter_id].supply
         if held is None or held.state is not SupplyState.CUT_OFF or b.quantity <= 0:
+            continue
+        if held.changed_at is None or b.start < held.changed_at:
             continue
         alarms.raise_in(
             conn,

@@ -98,6 +98,7 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             sites.c.timezone,
             accounts.c.site_id,
             accounts.c.supply_state,
+            accounts.c.supply_changed_at,
             accounts.c.warning1_fen,
             accounts.c.warning1_days,
             accounts.c.warning2_fen,
@@ -142,6 +143,7 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             time_zone,
             site_id,
             supply_state,
+            supply_changed_at,
             *own_thresholds,
         ) = row
         shape = (multiplier, capacity, max_rate)
@@ -157,7 +159,13 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
                 else None
             )
             supply = Held(
-                account_id, site_id, Utility(utility), SupplyState(supply_state), overrides, ""
+                account_id,
+                site_id,
+                Utility(utility),
+                SupplyState(supply_state),
+                overrides,
+                "",
+                supply_changed_at,
             )
         registers = (
             (tip, peak, flat, valley)

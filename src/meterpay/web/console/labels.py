@@ -142,6 +142,7 @@ WORDS: Final[dict[str, tuple[str, str]]] = {
     "alarm.command_failed": ("命令未完成", "command failed"),
     "alarm.relay_mismatch": ("开关状态不符", "relay mismatch"),
     "alarm.bypass": ("疑似绕表用电", "possible bypass"),
+    "alarm.restore_held": ("人工停供中，待人工恢复", "restore held: manual cut in force"),
     "severity.info": ("提示", "info"),
     "severity.warning": ("警告", "warning"),
     "severity.critical": ("严重", "critical"),
