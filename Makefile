@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.dtu
 	$(BIN)/python -m bench.mqtt_ingest
 	$(BIN)/python -m bench.control_latency
+	$(BIN)/python -m bench.payment_notify
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -105,8 +105,10 @@ def _add_tariff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     from meterpay.frame_cli import add_frame_commands
     from meterpay.links.mqtt_cli import add_mqtt_commands
     from meterpay.links_cli import add_link_commands
+    from meterpay.payments_cli import add_payment_commands
 
     add_billing_commands(sub, _actor())
+    add_payment_commands(sub, _actor())
     add_frame_commands(sub)
     add_link_commands(sub)
     add_mqtt_commands(sub)

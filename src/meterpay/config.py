@@ -7,6 +7,7 @@ entry point and handed to ``bootstrap``.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     default_timezone: str = "Asia/Shanghai"
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="where payment providers reach this deployment (their notify URLs)",
+    )
     future_tolerance_seconds: int = Field(
         default=300, ge=0, description="how far ahead of our clock a meter's time may run"
     )
@@ -161,6 +166,35 @@ class Settings(BaseSettings):
         default_factory=dict, description="topic -> template_id of the official account"
     )
     wechat_link_url: str = Field(default="", description="where a template message opens")
+
+    # --- payment providers (meterpay.payments.setup; docs/payments.md) ---
+    # Keys are read from files at start-up, never from the database. A provider is on when
+    # its first id is set; then all of its settings are required. WeChat Pay's appid is
+    # ``wechat_appid`` above: the official account bound to the merchant.
+    sandbox_pay: bool = Field(
+        default=False,
+        description="the local WeChat-Pay-compatible sandbox under /sandbox-pay (demo, tests; "
+        "never in production: anyone can pay on its page)",
+    )
+    wechat_mchid: str = Field(default="", description="WeChat Pay merchant id (商户号)")
+    wechat_serial_no: str = Field(default="", description="merchant API certificate serial")
+    wechat_private_key_file: Path | None = Field(
+        default=None, description="apiclient_key.pem, the merchant API private key (PKCS#8)"
+    )
+    wechat_apiv3_key: SecretStr = SecretStr("")
+    wechat_platform_keys_dir: Path | None = Field(
+        default=None,
+        description="WeChat Pay's keys, one PEM per file named <serial>.pem (certificate) "
+        "or PUB_KEY_ID_….pem (public key)",
+    )
+    alipay_app_id: str = ""
+    alipay_seller_id: str = Field(default="", description="the merchant PID, 2088…")
+    alipay_private_key_file: Path | None = Field(
+        default=None, description="the application's private key (PEM or Alipay's base64)"
+    )
+    alipay_public_key_file: Path | None = Field(
+        default=None, description="Alipay's public key (PEM or base64)"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ from meterpay.config import Settings
 from meterpay.db.engine import Database
 from meterpay.db.partitions import PartitionKeeper
 from meterpay.kernel.clock import Clock
+from meterpay.payments.provider import PaymentProvider, ProviderName
 
 
 @dataclass
@@ -16,3 +17,5 @@ class Runtime:
     clock: Clock
     settings: Settings
     partitions: PartitionKeeper = field(default_factory=PartitionKeeper)
+    payments: dict[ProviderName, PaymentProvider] = field(default_factory=dict)
+    """The payment providers this process talks to (configured in ``bootstrap``)."""

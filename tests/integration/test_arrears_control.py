@@ -378,3 +378,26 @@ def test_a_payment_never_lifts_an_operators_emergency_cut(rt: Runtime) -> None:
     assert kinds == [CommandKind.CUT]  # the manual cut stands, no restore queued
     (held,) = alarm_service.list_alarms(rt, kind=AlarmKind.RESTORE_HELD)
     assert held.object_id == str(home.meter.id)
+
+
+def test_a_warning_in_days_of_average_use_follows_the_accounts_own_use(rt: Runtime) -> None:
+    """ "Warn when 5 days of average use are left": a home using about 10 元 a day is warned
+    below 50 元; until it has any use, no days-based warning is guessed."""
+    home = _home_with_owner(rt)
+    control.set_policy(
+        rt,
+        home.site.id,
+        Utility.ELECTRICITY,
+        {"warning1": {"days": 5}, "warning2": {"days": 1}},
+        by="admin",
+        reason="warn by days",
+    )
+    _top_up(rt, home, "100.00", "first")
+    meter = Meter(rt, home)
+    for _ in range(4):  # 10 kWh = 10 元 a day, read daily, for four days: 60 元 left
+        meter.at += timedelta(hours=23)  # ``use`` adds the 24th
+        meter.use("10")
+    assert _state(rt, home) is SupplyState.NORMAL  # 60 元 is 6 days of 10 元
+    meter.at += timedelta(hours=23)
+    meter.use("15")  # 45 元 left: about 4 days of 11 元
+    assert _state(rt, home) is SupplyState.LOW

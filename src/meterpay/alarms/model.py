@@ -40,6 +40,10 @@ class AlarmKind(StrEnum):
     """The meter reports its relay or valve other than the account's state requires."""
     BYPASS = "bypass"
     """Consumption while the supply is cut off (旁路/窃电)."""
+    PAYMENT_MISMATCH = "payment_mismatch"
+    """A provider reports a payment that does not match our order: nothing credited."""
+    RECONCILIATION = "reconciliation"
+    """The day's provider statement and our ledger disagree."""
     RESTORE_HELD = "restore_held"
     """Paid up, but an operator's manual cut of the meter stands: a person lifts it."""
 
@@ -52,6 +56,8 @@ SEVERITY: Final = {
     AlarmKind.RELAY_MISMATCH: Severity.CRITICAL,
     AlarmKind.BYPASS: Severity.CRITICAL,
     AlarmKind.RESTORE_HELD: Severity.WARNING,
+    AlarmKind.PAYMENT_MISMATCH: Severity.CRITICAL,
+    AlarmKind.RECONCILIATION: Severity.CRITICAL,
 }
 
 MOVES: Final = {

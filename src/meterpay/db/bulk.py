@@ -110,8 +110,8 @@ def update_many(
     With ``guard``, a row changes only if each guarded column still holds the
     value the caller saw, given as ``was_<column>`` (compare-and-set; on
     PostgreSQL a row another transaction changed meanwhile is compared as it
-    is after that commit). Rows are applied in key order — the global lock
-    order — so concurrent callers never deadlock on them.
+    is after that commit). Rows are locked in key order — the global lock
+    order — before they are changed, so concurrent callers never deadlock on them.
     """
     if not rows:
         return 0
@@ -148,7 +148,16 @@ def update_many(
         f"UPDATE {table.name} SET {sets} FROM unnest({unnest}) AS v({', '.join(names)}) "  # noqa: S608
         f"WHERE {table.name}.{key} = v.{key}{checks}"
     )
+    # An UPDATE ... FROM unnest locks rows in the planner's order (a hash join scans the
+    # table physically), not the keys' order: take the row locks in key order first, so
+    # two callers touching the same rows (a top-up and a charge on one cash account and
+    # wallet) never wait on each other in a circle.
+    lock = (
+        f"SELECT 1 FROM {table.name} WHERE {key} = ANY(CAST(%s AS {types[0]}[])) "  # noqa: S608
+        f"ORDER BY {key} FOR UPDATE"
+    )
     with _dbapi(conn).cursor() as cursor:
+        cursor.execute(lock, [arrays[0]])
         cursor.execute(sql, arrays)
         return int(cursor.rowcount)
 

@@ -672,3 +672,214 @@ notification_deliveries = Table(
     Index(None, "message_id", "id"),
     Index(None, "channel", "recipient", "at"),
 )
+
+
+# --- payments -------------------------------------------------------------------
+
+topup_orders = Table(
+    "topup_orders",
+    metadata,
+    _id(),
+    Column("out_trade_no", String(32), nullable=False, unique=True),
+    Column("provider", String(16), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requested_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("next_query_at", UTCDateTime(), nullable=True),
+    Column("transaction_id", String(64), nullable=True),
+    Column("paid_at", UTCDateTime(), nullable=True),
+    Column("credited_at", UTCDateTime(), nullable=True),
+    Column("code_url", String(500), nullable=True),
+    Column("pay_url", String(500), nullable=True),
+    Column("refunded_fen", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("note", String(500), nullable=False, default="", server_default=""),
+    UniqueConstraint("provider", "transaction_id"),
+    CheckConstraint("amount_fen > 0", name="positive"),
+    CheckConstraint("state IN ('created', 'paid', 'credited', 'closed', 'refunded')", name="state"),
+    CheckConstraint("provider IN ('wechat', 'alipay', 'sandbox')", name="provider"),
+    CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refunded"),
+    Index(None, "account_id", "id"),
+    Index(None, "state", "next_query_at"),
+)
+
+payment_notifications = Table(
+    "payment_notifications",
+    metadata,
+    _id(),
+    Column("provider", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("remote_addr", String(64), nullable=True),
+    Column("headers", JSON, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("out_trade_no", String(32), nullable=True),
+    Column("outcome", String(24), nullable=False),
+    Column("detail", String(500), nullable=False, default="", server_default=""),
+    UniqueConstraint("provider", "key"),
+    Index(None, "out_trade_no"),
+)
+
+topup_limits = Table(
+    "topup_limits",
+    metadata,
+    Column("site_id", ForeignKey("sites.id"), primary_key=True),
+    Column("min_fen", BigInteger, nullable=False),
+    Column("max_fen", BigInteger, nullable=False),
+    Column("daily_cap_fen", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(120), nullable=False),
+    CheckConstraint(
+        "min_fen > 0 AND max_fen >= min_fen AND daily_cap_fen >= max_fen", name="ordered"
+    ),
+)
+
+
+# --- cash counter ---------------------------------------------------------------
+# Money taken at the counter (收费台, cash or bank-card POS): one receipt per payment,
+# numbered without gaps per site and year of the site's calendar (``HOME-2026-000123``);
+# a reversal row for a receipt reversed, at most one (unique ``receipt_id``). Receipts
+# and reversals are append-only (triggers), like the transfers they describe.
+
+receipt_sequences = Table(
+    "receipt_sequences",
+    metadata,
+    Column("site_id", ForeignKey("sites.id"), primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", Integer, nullable=False),
+)
+
+counter_receipts = Table(
+    "counter_receipts",
+    metadata,
+    _id(),
+    Column("receipt_no", String(64), nullable=False, unique=True),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("transfer_key", String(200), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("cashier", String(120), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("note", String(500), nullable=False, default="", server_default=""),
+    Column("balance_after_fen", BigInteger, nullable=False),
+    UniqueConstraint("site_id", "year", "seq"),
+    CheckConstraint("amount_fen > 0", name="positive"),
+    CheckConstraint("method IN ('cash', 'pos')", name="method"),
+    Index(None, "cashier", "at"),
+    Index(None, "site_id", "at"),
+)
+
+counter_reversals = Table(
+    "counter_reversals",
+    metadata,
+    _id(),
+    Column("receipt_id", ForeignKey("counter_receipts.id"), nullable=False, unique=True),
+    Column("transfer_key", String(200), nullable=False, unique=True),
+    Column("reason", String(500), nullable=False),
+    Column("reversed_by", String(120), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("balance_after_fen", BigInteger, nullable=False),
+    CheckConstraint("length(trim(reason)) > 0", name="reason"),
+    Index(None, "at"),
+)
+
+
+# --- reconciliation ---------------------------------------------------------------
+
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    _id(),
+    Column("provider", String(16), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("ran_at", UTCDateTime(), nullable=False),
+    Column("ran_by", String(120), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("matched", Integer, nullable=False, default=0, server_default="0"),
+    Column("totals", JSON, nullable=False),
+    Column("error", String(500), nullable=False, default="", server_default=""),
+    CheckConstraint("status IN ('clean', 'discrepancies', 'failed')", name="status"),
+    Index(None, "provider", "day"),
+)
+
+reconciliation_items = Table(
+    "reconciliation_items",
+    metadata,
+    _id(),
+    Column("run_id", ForeignKey("reconciliation_runs.id"), nullable=False),
+    Column("finding", String(24), nullable=False),
+    Column("out_trade_no", String(32), nullable=False),
+    Column("ours_fen", BigInteger, nullable=True),
+    Column("theirs_fen", BigInteger, nullable=True),
+    Column("transaction_id", String(64), nullable=True),
+    Column("action", String(200), nullable=False, default="", server_default=""),
+    Index(None, "run_id"),
+)
+
+
+# --- refunds ----------------------------------------------------------------------
+
+topup_refunds = Table(
+    "topup_refunds",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("topup_orders.id"), nullable=False),
+    Column("out_refund_no", String(64), nullable=False, unique=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("requested_by", String(120), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("refund_id", String(64), nullable=True),
+    Column("done_at", UTCDateTime(), nullable=True),
+    Column("note", String(500), nullable=False, default="", server_default=""),
+    CheckConstraint("amount_fen > 0", name="positive"),
+    CheckConstraint("state IN ('processing', 'succeeded', 'failed')", name="state"),
+    Index(None, "order_id"),
+)
+
+
+# --- move-out settlements ---------------------------------------------------------
+# 退费: one row per account closed at move-out (unique ``account_id``: an account is settled
+# once), under the caller's unique idempotency key with a digest of the request it named;
+# what was read and charged last, the balance then, what was paid out (cash) or transferred
+# (to the next occupant's account), the debt left, and the meters handed over. The amounts
+# add up (balance = payout - debt; never both). Append-only (triggers), like the transfers.
+
+move_out_settlements = Table(
+    "move_out_settlements",
+    metadata,
+    _id(),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("request_digest", String(64), nullable=False),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False, unique=True),
+    Column("final_readings", JSON, nullable=False),
+    Column("charges_fen", BigInteger, nullable=False),
+    Column("balance_fen", BigInteger, nullable=False),
+    Column("payout", String(16), nullable=False),
+    Column("payout_fen", BigInteger, nullable=False),
+    Column("to_account_id", ForeignKey("accounts.id"), nullable=True),
+    Column("transfer_key", String(200), nullable=True, unique=True),
+    Column("debt_fen", BigInteger, nullable=False),
+    Column("meters", JSON, nullable=False),
+    Column("settled_by", String(120), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("reason", String(500), nullable=False),
+    CheckConstraint("payout IN ('cash', 'transfer')", name="payout"),
+    CheckConstraint("charges_fen >= 0 AND payout_fen >= 0 AND debt_fen >= 0", name="amounts"),
+    CheckConstraint("balance_fen = payout_fen - debt_fen", name="adds_up"),
+    CheckConstraint("payout <> 'transfer' OR to_account_id IS NOT NULL", name="target"),
+    CheckConstraint("length(trim(reason)) > 0", name="reason"),
+    Index(None, "to_account_id"),
+)

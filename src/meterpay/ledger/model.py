@@ -43,6 +43,11 @@ class TransferKind(StrEnum):
     TOP_UP = "top_up"
     REVERSAL = "reversal"
     ADJUSTMENT = "adjustment"
+    REFUND = "refund"
+    """Money back to the payer through the provider it came from (a top-up refunded)."""
+    PAYOUT = "payout"
+    """A closing wallet's balance paid out at move-out (退费): in cash from the site's
+    cash account, or onward into the next occupant's wallet (``ledger.settlement``)."""
 
 
 class InvalidTransfer(DomainError):

@@ -75,12 +75,32 @@ def ledger_account_id(conn: Connection, code: str) -> int:
 def ensure_ledger_account(
     conn: Connection, code: str, kind: LedgerAccountKind, site_id: int | None, now: datetime
 ) -> int:
-    """The id of the ledger account ``code``, created first if it does not exist."""
-    found = conn.execute(select(ledger_accounts.c.id).where(ledger_accounts.c.code == code))
-    existing = found.scalar_one_or_none()
+    """The id of the ledger account ``code``, created first if it does not exist.
+
+    Concurrent first uses (a site's first payments arriving at once) all get the one
+    account: the insert skips a code another transaction has just inserted, and the
+    select then waits for that transaction and reads its row.
+    """
+    query = select(ledger_accounts.c.id).where(ledger_accounts.c.code == code)
+    existing = conn.execute(query).scalar_one_or_none()
     if existing is not None:
         return int(existing)
-    return create_ledger_account(conn, code, kind, site_id, now)
+    row = {
+        "code": code,
+        "kind": kind.value,
+        "site_id": site_id,
+        "created_at": now,
+        "debits_posted": 0,
+        "credits_posted": 0,
+    }
+    created = conn.execute(
+        insert_ignoring_conflicts(conn, ledger_accounts)
+        .values(**row)
+        .returning(ledger_accounts.c.id)
+    ).scalar_one_or_none()
+    if created is not None:
+        return int(created)
+    return int(conn.execute(query).scalar_one())
 
 
 def ledger_account_ids(conn: Connection, codes: set[str]) -> dict[str, int]:

@@ -32,6 +32,7 @@ from meterpay.ledger.service import cash_top_up_in
 from meterpay.metering import service as metering
 from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import Meter, MeterStatus, Protocol, ReadingIn, ReadingSource
+from meterpay.payments.setup import with_sandbox
 from meterpay.runtime import Runtime
 from meterpay.sim.demo_story import (
     EMPTY,
@@ -76,6 +77,7 @@ class SimMeter:
 
 def run_demo(rt: Runtime, *, units_per_floor: int, interval: float, serve: bool) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    rt = with_sandbox(rt)  # owners top up online through the payment sandbox
     upgrade(rt.db, rt.clock, partitions_ahead=rt.settings.partitions_ahead_months)
     site_id = _existing_site(rt) or seed(rt, units_per_floor=units_per_floor)
     simulator = Simulator(rt, site_id)

@@ -21,8 +21,17 @@ from meterpay.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
 from meterpay.kernel.money import InvalidAmount
 from meterpay.kernel.quantity import InvalidQuantity
 from meterpay.runtime import Runtime
-from meterpay.web import console
-from meterpay.web.api import arrears_routes, control_routes, notify_routes, push_routes, routes
+from meterpay.web import console, sandbox_routes
+from meterpay.web.api import (
+    arrears_routes,
+    control_routes,
+    counter_routes,
+    notify_routes,
+    payment_routes,
+    push_routes,
+    routes,
+    settlement_routes,
+)
 
 _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
@@ -46,7 +55,13 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(push_routes.router, prefix="/api/v1")
     app.include_router(control_routes.router, prefix="/api/v1")
     app.include_router(arrears_routes.router, prefix="/api/v1")
+    app.include_router(payment_routes.router, prefix="/api/v1")
+    app.include_router(counter_routes.router, prefix="/api/v1")
+    app.include_router(settlement_routes.router, prefix="/api/v1")
+    # Providers sign their notifications themselves: no bearer dependency there.
+    app.include_router(payment_routes.notify_router, prefix="/api/v1")
     console.mount(app)
+    sandbox_routes.mount(app, rt)  # only when MP_SANDBOX_PAY built a sandbox
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

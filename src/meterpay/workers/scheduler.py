@@ -9,7 +9,10 @@ idempotent keys), the lock only saves the duplicate work.
 
 Jobs (each one transaction per round, errors logged, never fatal):
 - ``control.review.review_due``: deferred cut-offs, final notices, checks that
-  cuts and restores got through.
+  cuts and restores got through;
+- ``payments.service.settle_unpaid``: top-up orders without news are queried (a paid
+  one is credited), expired ones closed at the provider and here;
+- ``payments.reconcile.reconcile_due``: yesterday's statements, once they are ready.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from sqlalchemy import Connection, text
 
 from meterpay.control.review import review_due
 from meterpay.notify.channels import channels_from
+from meterpay.payments.reconcile import reconcile_due
+from meterpay.payments.service import settle_unpaid
 from meterpay.runtime import Runtime
 from meterpay.workers.notifications import run_notifications
 
@@ -40,7 +45,11 @@ class Job:
     run: Callable[[Runtime], int]
 
 
-DEFAULT_JOBS: Final = (Job("arrears review", review_due),)
+DEFAULT_JOBS: Final = (
+    Job("arrears review", review_due),
+    Job("unpaid top-up orders", settle_unpaid),
+    Job("daily reconciliation", reconcile_due),
+)
 
 
 class Leadership:

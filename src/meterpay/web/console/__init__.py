@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from meterpay.web.console import routes
+from meterpay.web.console import counter_pages, routes
 from meterpay.web.console.templating import console_templates
 
 STATIC_PATH = "/console/static"
@@ -20,6 +20,7 @@ STATIC_PATH = "/console/static"
 def mount(app: FastAPI) -> None:
     app.state.console_templates = console_templates(static=STATIC_PATH)
     app.include_router(routes.router)
+    app.include_router(counter_pages.router)
     app.mount(
         STATIC_PATH,
         StaticFiles(packages=[("meterpay.web.console", "static")]),

@@ -1,0 +1,1 @@
+"""Payments: top-up orders, provider notifications, refunds, reconciliation."""
