@@ -36,11 +36,19 @@ from meterpay.payments.model import Order, OrderState
 from meterpay.payments.provider import BadNotification, Channel, ProviderName
 from meterpay.payments.reconcile_rules import Finding
 from meterpay.payments.wechat import WechatPay
+from meterpay.payments.wechat_sign import sign_notification, transaction_resource
 from meterpay.runtime import Runtime
 from meterpay.web.app import create_app
 from tests.integration.builders import ACTOR, Home, a_home
 from tests.integration.http import API, error
-from tests.integration.wechat_fake import FakeKeys, WechatFake, running_wechat_fake
+from tests.integration.wechat_fake import (
+    APIV3_KEY,
+    APPID,
+    MCHID,
+    FakeKeys,
+    WechatFake,
+    running_wechat_fake,
+)
 
 NOTIFY_URL = "http://127.0.0.1:8000/api/v1/payments/notify/wechat"
 
@@ -122,7 +130,15 @@ def test_a_paid_order_is_credited_once_and_the_supply_restored_at_once(
 
 @pytest.mark.parametrize(
     "spoil",
-    ["tampered body", "stale timestamp", "another key", "a probe"],
+    [
+        "tampered body",
+        "stale timestamp",
+        "another key",
+        "a probe",
+        "unknown serial",
+        "wrong APIv3 key",
+        "another merchant",
+    ],
 )
 def test_a_notification_not_to_be_trusted_changes_nothing_and_is_logged(
     rt: Runtime, keys: FakeKeys, fake: WechatFake, spoil: str
@@ -142,6 +158,25 @@ def test_a_notification_not_to_be_trusted_changes_nothing_and_is_logged(
             headers, body = stranger.payment_notification(order.out_trade_no, at=at)
     if spoil == "a probe":
         headers = {**headers, "Wechatpay-Signature": "WECHATPAY/SIGNTEST/" + "A" * 300}
+    if spoil == "unknown serial":
+        headers = {**headers, "Wechatpay-Serial": "PUB_KEY_ID_0000000000000000000000000000"}
+    if spoil in ("wrong APIv3 key", "another merchant"):
+        resource = transaction_resource(
+            mchid="1900000999" if spoil == "another merchant" else MCHID,
+            appid=APPID,
+            out_trade_no=order.out_trade_no,
+            transaction_id="4200000000000000000000000042",
+            amount_fen=order.amount_fen,
+            paid_at=at,
+        )
+        headers, body = sign_notification(
+            platform_key=keys.platform,
+            serial=keys.platform_serial,
+            apiv3_key="f" * 32 if spoil == "wrong APIv3 key" else APIV3_KEY,
+            event_type="TRANSACTION.SUCCESS",
+            resource=resource,
+            at=at,
+        )
     with pytest.raises(BadNotification):
         payments.take_notification(rt, "wechat", headers, body, remote_addr="203.0.113.9")
     assert payments.get_order(rt, order.id).state is OrderState.CREATED
