@@ -33,6 +33,7 @@ from meterpay.control.repository import AccountSupply, SitePolicy, SupplyChange,
 from meterpay.control.rules import ArrearsAlarm, CutoffDecision, evaluate, should_alarm
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
+from meterpay.ledger import repository as ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,19 @@ def settle(
         policies=policies,
         now=now,
     )
+
+
+def settle_account(
+    conn: Connection, account_id: int, *, cause: str, now: datetime
+) -> tuple[AccountSupply, Money]:
+    """After this transaction moved an account's wallet (a top-up, a refund, a
+    correction): lock the account row (ledger rows first: the lock order), read the
+    wallet's new balance and settle the supply state. Returns the account as locked and
+    its balance."""
+    supply = repo.account_supply(conn, account_id, lock=True)
+    balance = Money(ledger.balance_fen(conn, supply.wallet_id))
+    settle_locked(conn, [(supply, cause)], {account_id: balance}, now=now)
+    return supply, balance
 
 
 def settle_locked(

@@ -91,8 +91,7 @@ def _confirm(conn: Connection, command: Command, now: datetime) -> None:
                 now=now,
             )
             changes.append(moved)
-    for c in changes:
-        repo.save_changes(conn, [c], now)
+    repo.save_changes(conn, changes, now)  # in order: each compares the state before it
     effects.announce(conn, changes, now)
 
 

@@ -23,8 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from meterpay.audit import repository as audit
-from meterpay.control import repository as control
-from meterpay.control.supply import settle_locked
+from meterpay.control.supply import settle_account
 from meterpay.kernel.errors import IdempotencyConflict, InvalidInput, NotFound
 from meterpay.kernel.money import Money
 from meterpay.ledger import cash_model
@@ -300,11 +299,9 @@ def _transfer(record: TransferRecord) -> Transfer:
 def _settle_lowered(conn: Connection, account_id: int, *, cause: str, now: datetime) -> Money:
     """After the wallet went down (in this transaction): lock the account row and settle
     its supply state as a charge would: warnings, arrears and the notices that follow."""
-    supply = control.account_supply(conn, account_id, lock=True)
+    supply, balance = settle_account(conn, account_id, cause=cause, now=now)
     if sites.account(conn, account_id).status is not AccountStatus.OPEN:
         raise InvalidInput(f"account {supply.number} is closed", field="receipt_no")
-    balance = Money(ledger.balance_fen(conn, supply.wallet_id))
-    settle_locked(conn, [(supply, cause)], {account_id: balance}, now=now)
     return balance
 
 

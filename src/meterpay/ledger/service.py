@@ -8,8 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from meterpay.audit import repository as audit
-from meterpay.control import repository as control
-from meterpay.control.supply import settle_locked
+from meterpay.control.supply import settle_account
 from meterpay.kernel.errors import InvalidInput
 from meterpay.kernel.money import Money
 from meterpay.ledger import repository as repo
@@ -116,11 +115,9 @@ def credited(
     """After money reached an account's wallet (in the same transaction): settle its
     supply state — a restore is queued at once when it is paid up, any time of day —
     and queue the owner's receipt. Closed meanwhile: the whole top-up is refused."""
-    supply = control.account_supply(conn, account_id, lock=True)
+    supply, balance = settle_account(conn, account_id, cause=cause, now=now)
     if sites.account(conn, account_id).status is not AccountStatus.OPEN:
         raise InvalidInput(f"account {supply.number} is closed", field="account_id")
-    balance = Money(repo.balance_fen(conn, supply.wallet_id))
-    settle_locked(conn, [(supply, cause)], {account_id: balance}, now=now)
     notify.queue_in(
         conn,
         site_id=supply.site_id,

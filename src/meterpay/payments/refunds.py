@@ -25,8 +25,7 @@ from typing import Final
 from sqlalchemy import Connection, func, insert, select, update
 
 from meterpay.audit import repository as audit
-from meterpay.control import repository as control
-from meterpay.control.supply import settle_locked
+from meterpay.control.supply import settle_account
 from meterpay.db.rows import to_model
 from meterpay.db.schema import topup_refunds
 from meterpay.kernel.errors import Conflict, IdempotencyConflict, InvalidInput
@@ -196,9 +195,7 @@ def _move_money(
         memo = f"退款 refund {order.out_trade_no}"
     if not ledger.post(conn, [Posting(transfer, account.id, memo)], actor="refund", now=now):
         return
-    supply = control.account_supply(conn, account.id, lock=True)
-    balance = Money(ledger.balance_fen(conn, account.wallet_id))
-    settle_locked(conn, [(supply, key)], {account.id: balance}, now=now)
+    settle_account(conn, account.id, cause=key, now=now)
 
 
 def settle(conn: Connection, answer: Refund, now: datetime) -> str:
