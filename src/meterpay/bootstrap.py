@@ -5,7 +5,7 @@ from __future__ import annotations
 from meterpay.config import Settings
 from meterpay.db.engine import Database
 from meterpay.kernel.clock import Clock, SystemClock
-from meterpay.payments.setup import providers_from
+from meterpay.payments.setup import merchants_from, providers_from
 from meterpay.runtime import Runtime
 
 
@@ -17,4 +17,5 @@ def build_runtime(settings: Settings | None = None, *, clock: Clock | None = Non
         clock=clock,
         settings=settings,
         payments=providers_from(settings, clock),
+        merchants=merchants_from(settings, clock),
     )

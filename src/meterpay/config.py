@@ -196,6 +196,12 @@ class Settings(BaseSettings):
         default=None, description="Alipay's public key (PEM or base64)"
     )
 
+    payment_merchants_file: Path | None = Field(
+        default=None,
+        description="TOML file naming the sites' own WeChat Pay / Alipay merchants and their "
+        "key files (docs/payments.md); sites not named there use the merchants above",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str) -> str:

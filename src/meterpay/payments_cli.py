@@ -21,6 +21,9 @@ def add_payment_commands(sub: Any, actor: str) -> None:
     )
     run.add_argument("--provider", required=True, choices=[p.value for p in ProviderName])
     run.add_argument("--date", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    run.add_argument(
+        "--merchant", default="", help="a site's own merchant code (default: the provider's)"
+    )
     run.set_defaults(run=lambda args: _reconcile(args, actor))
     settle = commands.add_parser(
         "settle", help="ask the providers about orders without a notification, close stale ones"
@@ -30,12 +33,13 @@ def add_payment_commands(sub: Any, actor: str) -> None:
 
 def _reconcile(args: argparse.Namespace, actor: str) -> int:
     rt = build_runtime()
-    found = reconcile.reconcile(rt, args.provider, args.date, by=actor)
+    found = reconcile.reconcile(rt, args.provider, args.date, by=actor, merchant=args.merchant)
     print(
         json.dumps(
             {
                 "run": found.id,
                 "provider": found.provider.value,
+                "merchant": found.merchant,
                 "day": found.day.isoformat(),
                 "status": found.status,
                 "matched": found.matched,

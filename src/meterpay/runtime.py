@@ -8,6 +8,7 @@ from meterpay.config import Settings
 from meterpay.db.engine import Database
 from meterpay.db.partitions import PartitionKeeper
 from meterpay.kernel.clock import Clock
+from meterpay.payments.merchants import MerchantBook
 from meterpay.payments.provider import PaymentProvider, ProviderName
 
 
@@ -18,4 +19,6 @@ class Runtime:
     settings: Settings
     partitions: PartitionKeeper = field(default_factory=PartitionKeeper)
     payments: dict[ProviderName, PaymentProvider] = field(default_factory=dict)
-    """The payment providers this process talks to (configured in ``bootstrap``)."""
+    """The default merchant of each payment provider this process talks to (``bootstrap``)."""
+    merchants: MerchantBook = field(default_factory=MerchantBook)
+    """The sites' own merchants (``MP_PAYMENT_MERCHANTS_FILE``)."""

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from meterpay.kernel.clock import FixedClock
@@ -36,6 +36,7 @@ from meterpay.payments.provider import (
     RefundState,
     TradeState,
 )
+from meterpay.payments.sandbox_keys import private_pem, public_pem
 
 APP_ID = "2021000000000001"
 SELLER_ID = "2088102180000001"
@@ -45,22 +46,6 @@ FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-
 
 def _key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def _public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 @dataclass(frozen=True)
@@ -100,8 +85,8 @@ def provider(keys: Keys, wire: Wire) -> Iterator[AlipayProvider]:
     config = AlipayConfig(
         app_id=APP_ID,
         seller_id=SELLER_ID,
-        app_private_key=_pem(keys.app),
-        alipay_public_key=_public_pem(keys.alipay),
+        app_private_key=private_pem(keys.app),
+        alipay_public_key=public_pem(keys.alipay),
         gateway_url="https://alipay.invalid/gateway.do",
     )
     alipay = AlipayProvider(config, clock=FixedClock(NOW), transport=httpx.MockTransport(handle))
@@ -529,7 +514,7 @@ def test_yuan_is_exact_and_refuses_what_is_not_fen() -> None:
 
 def test_secrets_stay_out_of_reprs(keys: Keys, provider: AlipayProvider) -> None:
     """Neither the config nor the provider shows a key."""
-    config = AlipayConfig(APP_ID, SELLER_ID, _pem(keys.app), _public_pem(keys.alipay))
+    config = AlipayConfig(APP_ID, SELLER_ID, private_pem(keys.app), public_pem(keys.alipay))
     for text in (repr(config), str(config), repr(provider), repr(provider.gateway)):
         assert "PRIVATE" not in text and "PUBLIC" not in text and "MII" not in text
     assert APP_ID in repr(config)

@@ -30,6 +30,7 @@ from meterpay.payments.provider import (
     RefundState,
     TradeState,
 )
+from meterpay.payments.sandbox_keys import private_pem, public_pem
 from meterpay.payments.wechat import WechatConfig, WechatPay, WechatPayError
 from meterpay.payments.wechat_sign import (
     authorization,
@@ -48,22 +49,6 @@ PUB_KEY_ID = "PUB_KEY_ID_0119000000012026110100000000000001"
 
 def new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def private_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def public_pem(key: rsa.RSAPrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 def self_signed(key: rsa.RSAPrivateKey, *, days: int = 1825, start: datetime = NOW) -> str:

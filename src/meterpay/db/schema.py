@@ -682,6 +682,7 @@ topup_orders = Table(
     _id(),
     Column("out_trade_no", String(32), nullable=False, unique=True),
     Column("provider", String(16), nullable=False),
+    Column("merchant", String(32), nullable=False, default="", server_default=""),
     Column("channel", String(16), nullable=False),
     Column("site_id", ForeignKey("sites.id"), nullable=False),
     Column("account_id", ForeignKey("accounts.id"), nullable=False),
@@ -713,6 +714,7 @@ payment_notifications = Table(
     metadata,
     _id(),
     Column("provider", String(16), nullable=False),
+    Column("merchant", String(32), nullable=False, default="", server_default=""),
     Column("key", String(128), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
@@ -800,6 +802,7 @@ reconciliation_runs = Table(
     metadata,
     _id(),
     Column("provider", String(16), nullable=False),
+    Column("merchant", String(32), nullable=False, default="", server_default=""),
     Column("day", Date, nullable=False),
     Column("ran_at", UTCDateTime(), nullable=False),
     Column("ran_by", String(120), nullable=False),
@@ -808,7 +811,7 @@ reconciliation_runs = Table(
     Column("totals", JSON, nullable=False),
     Column("error", String(500), nullable=False, default="", server_default=""),
     CheckConstraint("status IN ('clean', 'discrepancies', 'failed')", name="status"),
-    Index(None, "provider", "day"),
+    Index(None, "provider", "merchant", "day"),
 )
 
 reconciliation_items = Table(

@@ -125,6 +125,12 @@ class Order:
     pay_url: str | None
     refunded_fen: int
     note: str
+    merchant: str = ""
+    """The site's own merchant the order was made with; ``""``: the provider's default."""
+
+    def taken_by(self, provider: ProviderName, merchant: str) -> bool:
+        """Whether this merchant of this provider was asked for the order."""
+        return self.provider is provider and self.merchant == merchant
 
     @property
     def amount(self) -> Money:

@@ -12,22 +12,23 @@ what is done about each difference.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, and_, insert, select
 
 from meterpay.alarms import repository as alarms
 from meterpay.alarms.model import AlarmKind
 from meterpay.db.rows import to_model
 from meterpay.db.schema import reconciliation_items, reconciliation_runs, topup_orders
 from meterpay.kernel.errors import NotFound
+from meterpay.payments.merchants import DEFAULT
 from meterpay.payments.model import OrderState
 from meterpay.payments.provider import ProviderName, TradeState
 from meterpay.payments.reconcile_rules import Finding, Findings, Item, OurOrder, match
-from meterpay.payments.registry import provider_of
+from meterpay.payments.registry import merchants_of, provider_of
 from meterpay.payments.service import credit_trade
 from meterpay.runtime import Runtime
 
@@ -53,6 +54,7 @@ class RunItem:
 class Run:
     id: int
     provider: ProviderName
+    merchant: str
     day: date
     ran_at: datetime
     ran_by: str
@@ -63,10 +65,26 @@ class Run:
     items: tuple[RunItem, ...] = ()
 
 
-def reconcile(rt: Runtime, provider: ProviderName | str, day: date, *, by: str) -> Run:
-    """Fetch the day's statement, match it, act on the differences, store the run."""
-    payments = provider_of(rt, provider)
+@dataclass(frozen=True, slots=True)
+class Book:
+    """Whose statement: a provider's merchant."""
+
+    provider: ProviderName
+    merchant: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.value}/{self.merchant}" if self.merchant else self.provider.value
+
+
+def reconcile(
+    rt: Runtime, provider: ProviderName | str, day: date, *, by: str, merchant: str = DEFAULT
+) -> Run:
+    """Fetch a merchant's statement of the day, match it to that merchant's orders, act
+    on the differences, store the run."""
+    payments = provider_of(rt, provider, merchant)
     name = payments.name
+    book = Book(name, merchant)
     try:
         statement = payments.statement(day)
     except Exception as exc:  # the statement is not ready, or the provider is away
@@ -74,7 +92,7 @@ def reconcile(rt: Runtime, provider: ProviderName | str, day: date, *, by: str) 
         with rt.db.write() as conn:
             return _store(
                 conn,
-                name,
+                book,
                 day,
                 by=by,
                 now=rt.clock.now(),
@@ -83,13 +101,13 @@ def reconcile(rt: Runtime, provider: ProviderName | str, day: date, *, by: str) 
                 actions={},
             )
     with rt.db.read() as conn:
-        paid, known = _ours(conn, name, day, {r.out_trade_no for r in statement.rows})
+        paid, known = _ours(conn, book, day, {r.out_trade_no for r in statement.rows})
     findings = match(statement, paid, known)
-    actions = {item.out_trade_no: _act(rt, name, day, item) for item in findings.items}
+    actions = {item.out_trade_no: _act(rt, book, day, item) for item in findings.items}
     with rt.db.write() as conn:
         return _store(
             conn,
-            name,
+            book,
             day,
             by=by,
             now=rt.clock.now(),
@@ -100,7 +118,7 @@ def reconcile(rt: Runtime, provider: ProviderName | str, day: date, *, by: str) 
 
 
 def _ours(
-    conn: Connection, provider: ProviderName, day: date, named: set[str]
+    conn: Connection, book: Book, day: date, named: set[str]
 ) -> tuple[list[OurOrder], list[OurOrder]]:
     start = datetime.combine(day, time(0), tzinfo=CHINA)
     end = start + timedelta(days=1)
@@ -110,7 +128,9 @@ def _ours(
         topup_orders.c.state,
         topup_orders.c.transaction_id,
     )
-    mine = topup_orders.c.provider == provider.value
+    mine = and_(
+        topup_orders.c.provider == book.provider.value, topup_orders.c.merchant == book.merchant
+    )
     paid_query = select(*columns).where(
         mine, topup_orders.c.paid_at >= start, topup_orders.c.paid_at < end
     )
@@ -129,11 +149,11 @@ def _our(row: Any) -> OurOrder:
     return OurOrder(number, int(amount), OrderState(state), transaction)
 
 
-def _act(rt: Runtime, provider: ProviderName, day: date, item: Item) -> str:
+def _act(rt: Runtime, book: Book, day: date, item: Item) -> str:
     if item.finding is Finding.MATCHED:
         return ""
     if item.finding is Finding.PAID_NOT_CREDITED:
-        return _credit_by_query(rt, provider, item)
+        return _credit_by_query(rt, book, item)
     now = rt.clock.now()
     with rt.db.write() as conn:
         alarms.raise_in(
@@ -141,7 +161,7 @@ def _act(rt: Runtime, provider: ProviderName, day: date, item: Item) -> str:
             kind=AlarmKind.RECONCILIATION,
             object_type="topup_order",
             object_id=item.out_trade_no,
-            dedupe_key=f"reconciliation:{provider.value}:{day.isoformat()}:{item.out_trade_no}",
+            dedupe_key=f"reconciliation:{book.label}:{day.isoformat()}:{item.out_trade_no}",
             message=_TEXT[item.finding].format(
                 no=item.out_trade_no,
                 day=day.isoformat(),
@@ -150,7 +170,8 @@ def _act(rt: Runtime, provider: ProviderName, day: date, item: Item) -> str:
             ),
             now=now,
             details={
-                "provider": provider.value,
+                "provider": book.provider.value,
+                "merchant": book.merchant,
                 "day": day.isoformat(),
                 "finding": item.finding.value,
                 "ours_fen": item.ours_fen,
@@ -161,8 +182,8 @@ def _act(rt: Runtime, provider: ProviderName, day: date, item: Item) -> str:
     return "alarm"
 
 
-def _credit_by_query(rt: Runtime, provider: ProviderName, item: Item) -> str:
-    payments = provider_of(rt, provider)
+def _credit_by_query(rt: Runtime, book: Book, item: Item) -> str:
+    payments = provider_of(rt, book.provider, book.merchant)
     try:
         trade = payments.query(item.out_trade_no)
     except Exception as exc:
@@ -171,7 +192,14 @@ def _credit_by_query(rt: Runtime, provider: ProviderName, item: Item) -> str:
     if trade is None or trade.state is not TradeState.PAID:
         return "the provider does not confirm the payment"
     with rt.db.write() as conn:
-        outcome, _ = credit_trade(conn, provider, trade, rt.clock.now(), cause="reconciliation")
+        outcome, _ = credit_trade(
+            conn,
+            book.provider,
+            trade,
+            rt.clock.now(),
+            cause="reconciliation",
+            merchant=book.merchant,
+        )
     return outcome
 
 
@@ -188,7 +216,7 @@ _TEXT: Final = {
 
 def _store(
     conn: Connection,
-    provider: ProviderName,
+    book: Book,
     day: date,
     *,
     by: str,
@@ -212,7 +240,8 @@ def _store(
     run_id = conn.execute(
         insert(reconciliation_runs)
         .values(
-            provider=provider.value,
+            provider=book.provider.value,
+            merchant=book.merchant,
             day=day,
             ran_at=now,
             ran_by=by,
@@ -247,7 +276,7 @@ RETRY_FAILED_AFTER: Final = timedelta(hours=1)
 
 
 def reconcile_due(rt: Runtime) -> int:
-    """The scheduler's job: reconcile yesterday's statement of each provider once it is
+    """The scheduler's job: reconcile yesterday's statement of each merchant once it is
     ready, unless done already (a failed run is tried again hourly); how many ran."""
     now = rt.clock.now()
     local = now.astimezone(CHINA)
@@ -255,12 +284,13 @@ def reconcile_due(rt: Runtime) -> int:
         return 0
     day = local.date() - timedelta(days=1)
     ran = 0
-    for name in sorted(rt.payments):
+    for name, merchant in merchants_of(rt):
         with rt.db.read() as conn:
             latest = conn.execute(
                 select(reconciliation_runs.c.status, reconciliation_runs.c.ran_at)
                 .where(
                     reconciliation_runs.c.provider == name.value,
+                    reconciliation_runs.c.merchant == merchant,
                     reconciliation_runs.c.day == day,
                 )
                 .order_by(reconciliation_runs.c.id.desc())
@@ -270,7 +300,7 @@ def reconcile_due(rt: Runtime) -> int:
             latest.status != "failed" or now - latest.ran_at < RETRY_FAILED_AFTER
         ):
             continue
-        reconcile(rt, name, day, by="scheduler")
+        reconcile(rt, name, day, by="scheduler", merchant=merchant)
         ran += 1
     return ran
 
@@ -301,16 +331,4 @@ def _load(conn: Connection, run_id: int) -> Run:
         .where(reconciliation_items.c.run_id == run_id)
         .order_by(reconciliation_items.c.id)
     ).mappings()
-    found = to_model(Run, row)
-    return Run(
-        found.id,
-        found.provider,
-        found.day,
-        found.ran_at,
-        found.ran_by,
-        found.status,
-        found.matched,
-        found.totals,
-        found.error,
-        tuple(to_model(RunItem, i) for i in items),
-    )
+    return replace(to_model(Run, row), items=tuple(to_model(RunItem, i) for i in items))

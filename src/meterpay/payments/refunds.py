@@ -36,8 +36,9 @@ from meterpay.ledger.repository import Posting
 from meterpay.ledger.rules import reversal_of
 from meterpay.payments import repository as repo
 from meterpay.payments.model import Order, OrderEvent, OrderState, move
-from meterpay.payments.provider import Refund, RefundRequest, RefundState
+from meterpay.payments.provider import ProviderName, Refund, RefundRequest, RefundState
 from meterpay.payments.registry import clearing_code, provider_of
+from meterpay.payments.registry import notify_url as registry_notify_url
 from meterpay.runtime import Runtime
 from meterpay.sites import repository as sites
 
@@ -82,7 +83,7 @@ def refund(
     reason: str,
     by: str,
     idempotency_key: str,
-    notify_url: str,
+    notify_url: str | None = None,
 ) -> TopupRefund:
     """Refund part or all of a credited top-up; the same key returns the same refund."""
     if not reason.strip():
@@ -131,17 +132,22 @@ def refund(
                 reason=reason,
             )
     request = RefundRequest(
-        order.out_trade_no, number, amount.fen, order.amount_fen, reason, notify_url
+        order.out_trade_no,
+        number,
+        amount.fen,
+        order.amount_fen,
+        reason,
+        notify_url or registry_notify_url(rt, order.provider, order.merchant),
     )
     try:
-        answer = provider_of(rt, order.provider).refund(request)
+        answer = provider_of(rt, order.provider, order.merchant).refund(request)
     except Exception as exc:  # unknown outcome: the notification or a retry decides
         log.exception("refund %s: the provider did not answer", number)
         with rt.db.write() as conn:
             _note(conn, number, f"provider: {exc}", rt.clock.now())
             return _require(conn, number)
     with rt.db.write() as conn:
-        settle(conn, answer, rt.clock.now())
+        settle(conn, answer, rt.clock.now(), provider=order.provider, merchant=order.merchant)
         return _require(conn, number)
 
 
@@ -198,14 +204,19 @@ def _move_money(
     settle_account(conn, account.id, cause=key, now=now)
 
 
-def settle(conn: Connection, answer: Refund, now: datetime) -> str:
-    """Apply a provider's word on a refund (its answer, or a refund notification)."""
+def settle(
+    conn: Connection, answer: Refund, now: datetime, *, provider: ProviderName, merchant: str
+) -> str:
+    """Apply a merchant's word on a refund (its answer, or a refund notification); only
+    the merchant the order was paid to speaks for its refunds."""
     found = _by_number(conn, answer.out_refund_no) if answer.out_refund_no else None
     if found is None:
         return "unknown_refund"
+    order = repo.order(conn, found.order_id, lock=True)
+    if not order.taken_by(provider, merchant):
+        return "unknown_refund"
     if found.state in FINAL or answer.state is RefundState.PROCESSING:
         return "unchanged"
-    order = repo.order(conn, found.order_id, lock=True)
     if answer.state is RefundState.SUCCESS:
         refunded = order.refunded_fen + found.amount_fen
         state = order.state

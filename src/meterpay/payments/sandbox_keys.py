@@ -29,12 +29,12 @@ def _new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _private_pem(key: rsa.RSAPrivateKey) -> str:
+def private_pem(key: rsa.RSAPrivateKey) -> str:
     pkcs8, none = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     return key.private_bytes(serialization.Encoding.PEM, pkcs8, none).decode()
 
 
-def _public_pem(key: rsa.RSAPrivateKey) -> str:
+def public_pem(key: rsa.RSAPrivateKey) -> str:
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     return key.public_key().public_bytes(serialization.Encoding.PEM, spki).decode()
 
@@ -77,7 +77,7 @@ class SandboxKeys:
 
     def __post_init__(self) -> None:
         if self.mode == "public_key":
-            self.platform_serial, self.platform_pem = self.public_key_id, _public_pem(self.platform)
+            self.platform_serial, self.platform_pem = self.public_key_id, public_pem(self.platform)
         else:
             self.platform_serial, self.platform_pem = _certificate_pem(self.platform)
 
@@ -92,7 +92,7 @@ class SandboxKeys:
             "mchid": self.mchid,
             "appid": self.appid,
             "serial_no": self.merchant_serial,
-            "private_key_pem": _private_pem(self.merchant),
+            "private_key_pem": private_pem(self.merchant),
             "apiv3_key": self.apiv3_key,
             "platform_keys": {self.platform_serial: self.platform_pem},
             "api_base": api_base,

@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 from meterpay.alarms import repository as alarms
 from meterpay.alarms.model import AlarmKind
 from meterpay.audit import repository as audit
-from meterpay.kernel.errors import InvalidInput
+from meterpay.kernel.errors import InvalidInput, NotFound
 from meterpay.kernel.money import Money
 from meterpay.ledger import repository as ledger
 from meterpay.ledger.model import LedgerAccountKind, Transfer, TransferKind
@@ -38,6 +38,7 @@ from meterpay.ledger.repository import Posting
 from meterpay.ledger.service import credited
 from meterpay.payments import refunds
 from meterpay.payments import repository as repo
+from meterpay.payments.merchants import DEFAULT
 from meterpay.payments.model import Order, OrderEvent, OrderState, move, out_trade_no
 from meterpay.payments.provider import (
     Answer,
@@ -51,7 +52,8 @@ from meterpay.payments.provider import (
     Trade,
     TradeState,
 )
-from meterpay.payments.registry import clearing_code, provider_of
+from meterpay.payments.registry import clearing_code, merchant_for_site, provider_of
+from meterpay.payments.registry import notify_url as registry_notify_url
 from meterpay.runtime import Runtime
 from meterpay.sites import repository as sites
 from meterpay.sites.model import AccountStatus
@@ -84,13 +86,14 @@ def create_order(
     provider: ProviderName,
     channel: Channel,
     requested_by: str,
-    notify_url: str,
+    notify_url: str | None = None,
     payer_openid: str | None = None,
 ) -> Order:
     """An order for ``amount`` into the account, and the provider's way to pay it (a QR
-    code's content, JSAPI parameters or a page). Refused outside the site's limits or
-    for a closed account; never for what else the owner owes."""
-    payments = provider_of(rt, provider)
+    code's content, JSAPI parameters or a page), through the site's own merchant of that
+    provider if it has one, else the default merchant. Refused outside the site's limits
+    or for a closed account; never for what else the owner owes. ``notify_url`` replaces
+    the merchant's own notify address (tests)."""
     if channel is Channel.JSAPI and not payer_openid:
         raise InvalidInput("a JSAPI payment needs the payer's openid", field="payer_openid")
     now = rt.clock.now()
@@ -99,6 +102,8 @@ def create_order(
         if account.status is not AccountStatus.OPEN:
             raise InvalidInput(f"account {account.number} is closed", field="account_id")
         site = sites.site(conn, account.site_id)
+        merchant = merchant_for_site(rt, provider, site.code)
+        payments = provider_of(rt, provider, merchant)
         day_start = _day_start(now, site.timezone)
         repo.limits(conn, site.id).check(
             amount, today_so_far=repo.topped_up_since(conn, account_id, day_start)
@@ -108,6 +113,7 @@ def create_order(
             {
                 "out_trade_no": f"pending-{now.timestamp()}-{account_id}"[:32],
                 "provider": provider.value,
+                "merchant": merchant,
                 "channel": channel.value,
                 "site_id": site.id,
                 "account_id": account_id,
@@ -124,7 +130,13 @@ def create_order(
         repo.save_order(conn, order_id, out_trade_no=number)
         description = f"{site.name} {account.number} {_utility_word(account.utility.value)}充值"
     request = OrderRequest(
-        number, amount.fen, description, channel, now + ORDER_TTL, notify_url, payer_openid
+        number,
+        amount.fen,
+        description,
+        channel,
+        now + ORDER_TTL,
+        notify_url or registry_notify_url(rt, provider, merchant),
+        payer_openid,
     )
     try:
         made = payments.create_order(request)
@@ -173,18 +185,20 @@ def take_notification(
     headers: Mapping[str, str],
     body: bytes,
     *,
+    merchant: str = DEFAULT,
     remote_addr: str | None = None,
 ) -> Taken:
-    """Verify, store and act on one notification; what to answer the provider.
+    """Verify, store and act on one notification to ``merchant``'s address; what to
+    answer the provider.
 
     ``BadNotification`` for anything not to be trusted: nothing is stored but a
     security entry in the audit log.
     """
-    payments = provider_of(rt, provider)
+    payments = provider_of(rt, provider, merchant)
     now = rt.clock.now()
     try:
         notification = payments.verify_notification(headers, body, now=now)
-        _check_against_order(rt, payments.name, notification, now)
+        _check_against_order(rt, payments.name, merchant, notification, now)
     except BadNotification as exc:
         with rt.db.write() as conn:
             audit.record(
@@ -193,7 +207,7 @@ def take_notification(
                 actor=f"provider:{payments.name.value}",
                 action="security.payment_notification_rejected",
                 object_type="payment_notification",
-                object_id=payments.name.value,
+                object_id=f"{payments.name.value}/{merchant}" if merchant else payments.name.value,
                 after={"reason": exc.message, **{k: str(v) for k, v in exc.details.items()}},
                 reason=exc.message,
                 source_ip=remote_addr,
@@ -205,6 +219,7 @@ def take_notification(
             conn,
             payments,
             notification,
+            merchant=merchant,
             headers=headers,
             body=body,
             remote_addr=remote_addr,
@@ -213,7 +228,7 @@ def take_notification(
 
 
 def _check_against_order(
-    rt: Runtime, provider: ProviderName, notification: Notification, now: datetime
+    rt: Runtime, provider: ProviderName, merchant: str, notification: Notification, now: datetime
 ) -> None:
     """A payment whose amount is not our order's is refused like a forged one (nothing
     changes, the provider is answered 4xx), and a person is called."""
@@ -222,7 +237,9 @@ def _check_against_order(
         return
     with rt.db.read() as conn:
         order = repo.order_by_trade_no(conn, trade.out_trade_no)
-    if order is None or order.provider is not provider or trade.amount_fen == order.amount_fen:
+    if order is None or not order.taken_by(provider, merchant):
+        return
+    if trade.amount_fen == order.amount_fen:
         return
     with rt.db.write() as conn:
         _mismatch(conn, order, trade, now, f"paid {Money(trade.amount_fen)} 元")
@@ -238,6 +255,7 @@ def _take(
     payments: PaymentProvider,
     notification: Notification,
     *,
+    merchant: str,
     headers: Mapping[str, str],
     body: bytes,
     remote_addr: str | None,
@@ -248,6 +266,7 @@ def _take(
         conn,
         {
             "provider": payments.name.value,
+            "merchant": merchant,
             "key": notification.key[:128],
             "kind": notification.kind.value,
             "received_at": now,
@@ -263,13 +282,17 @@ def _take(
     if stored is None:
         return Taken(accepted, "duplicate")
     if notification.kind is NotificationKind.REFUND and notification.refund is not None:
-        outcome = refunds.settle(conn, notification.refund, now)
+        outcome = refunds.settle(
+            conn, notification.refund, now, provider=payments.name, merchant=merchant
+        )
         repo.set_outcome(conn, stored, outcome)
         return Taken(accepted, outcome)
     if trade is None:
         repo.set_outcome(conn, stored, "kept", "neither a payment nor a refund")
         return Taken(accepted, "kept")
-    outcome, order = credit_trade(conn, payments.name, trade, now, cause=notification.key)
+    outcome, order = credit_trade(
+        conn, payments.name, trade, now, cause=notification.key, merchant=merchant
+    )
     repo.set_outcome(conn, stored, outcome)
     return Taken(accepted, outcome, order)
 
@@ -281,14 +304,21 @@ def credit_trade(
     now: datetime,
     *,
     cause: str,
+    merchant: str = DEFAULT,
 ) -> tuple[str, Order | None]:
-    """Credit the order a provider says is paid (a notification, or our query), exactly
-    once; returns what happened and the order."""
+    """Credit the order a merchant's provider says is paid (a notification, or our
+    query), exactly once; returns what happened and the order. Only the merchant the
+    order was made with can credit it."""
     if trade.state is not TradeState.PAID:
         return "not_paid", None
     order = repo.order_by_trade_no(conn, trade.out_trade_no, lock=True)
-    if order is None or order.provider is not provider:
-        log.warning("%s reports %s paid: no such order of ours", provider, trade.out_trade_no)
+    if order is None or not order.taken_by(provider, merchant):
+        log.warning(
+            "%s %s reports %s paid: no such order of ours",
+            provider,
+            merchant or "(default merchant)",
+            trade.out_trade_no,
+        )
         return "unknown_order", None
     if order.state in (OrderState.CREDITED, OrderState.REFUNDED):
         return "already_credited", order
@@ -366,8 +396,9 @@ def settle_unpaid(rt: Runtime, *, limit: int = 50) -> int:
     with rt.db.read() as conn:
         due = repo.due_for_query(conn, now, limit=limit)
     for order in due:
-        payments = rt.payments.get(order.provider)
-        if payments is None:
+        try:
+            payments = provider_of(rt, order.provider, order.merchant)
+        except NotFound:  # its merchant is no longer configured here: nobody to ask
             continue
         try:
             trade = payments.query(order.out_trade_no)
@@ -381,7 +412,9 @@ def settle_unpaid(rt: Runtime, *, limit: int = 50) -> int:
             continue
         with rt.db.write() as conn:
             if trade is not None and trade.state is TradeState.PAID:
-                credit_trade(conn, order.provider, trade, now, cause="query")
+                credit_trade(
+                    conn, order.provider, trade, now, cause="query", merchant=order.merchant
+                )
             elif now >= order.expires_at:
                 _close(conn, order, now)
             else:

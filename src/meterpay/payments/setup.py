@@ -1,6 +1,7 @@
 """Which payment providers this process talks to, built once from the settings at start-up
 (``bootstrap.build_runtime``): the sandbox when ``MP_SANDBOX_PAY`` is on, WeChat Pay and
-Alipay when their merchant is configured.
+Alipay when their merchant is configured, and the sites' own merchants of
+``MP_PAYMENT_MERCHANTS_FILE`` (``payments.merchants_file``).
 
 Invariants:
 - keys come from files named in the settings (and the APIv3 key from a secret setting),
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from meterpay.config import Settings
 from meterpay.kernel.clock import Clock
+from meterpay.payments import merchants_file
 from meterpay.payments.alipay import AlipayConfig, AlipayProvider
+from meterpay.payments.merchants import MerchantBook
 from meterpay.payments.provider import PaymentProvider, ProviderName
 from meterpay.payments.sandbox_pay import MOUNT_PATH, SandboxPay
 from meterpay.payments.wechat import WechatConfig, WechatPay
@@ -44,6 +47,24 @@ def providers_from(settings: Settings, clock: Clock) -> dict[ProviderName, Payme
     if alipay is not None:
         found[ProviderName.ALIPAY] = AlipayProvider(alipay, clock=clock)
     return found
+
+
+def merchants_from(settings: Settings, clock: Clock) -> MerchantBook:
+    """The sites' own merchants (``MP_PAYMENT_MERCHANTS_FILE``); none when it is unset."""
+    if settings.payment_merchants_file is None:
+        return MerchantBook()
+    try:
+        book = merchants_file.load(settings.payment_merchants_file, clock)
+    except merchants_file.MerchantsFileError as exc:
+        raise PaymentSetupError(f"MP_PAYMENT_MERCHANTS_FILE: {exc}") from None
+    for code, merchant in sorted(book.merchants.items()):
+        log.info(
+            "merchant %s (%s) takes the payments of sites %s",
+            code,
+            merchant.provider.name.value,
+            ", ".join(sorted(merchant.site_codes)),
+        )
+    return book
 
 
 def sandbox_from(settings: Settings, clock: Clock) -> SandboxPay:

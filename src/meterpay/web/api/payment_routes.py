@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
@@ -17,11 +17,14 @@ from pydantic import Field
 from meterpay.kernel.money import Money
 from meterpay.payments import reconcile, refunds, registry
 from meterpay.payments import service as payments
+from meterpay.payments.merchants import CODE, DEFAULT
 from meterpay.payments.model import Order
 from meterpay.payments.provider import BadNotification, Channel, ProviderName
 from meterpay.web.api import schemas as s
 from meterpay.web.api.deps import Actor, Rt, caller
 from meterpay.web.api.push_routes import Body
+
+MerchantCode = Annotated[str, Field(pattern=CODE.pattern, description="a site's own merchant")]
 
 router = APIRouter(dependencies=[Depends(caller)], tags=["payments"])
 notify_router = APIRouter(prefix="/payments/notify", tags=["payments"])
@@ -38,6 +41,7 @@ class OrderOut(s.Out):
     id: int
     out_trade_no: str
     provider: ProviderName
+    merchant: str = Field(description="the site's own merchant; empty: the default merchant")
     channel: Channel
     account_id: int
     amount: str
@@ -57,6 +61,7 @@ def _out(order: Order) -> OrderOut:
         id=order.id,
         out_trade_no=order.out_trade_no,
         provider=order.provider,
+        merchant=order.merchant,
         channel=order.channel,
         account_id=order.account_id,
         amount=str(order.amount),
@@ -77,7 +82,6 @@ async def create_order(
     rt: Rt, actor: Actor, request: Request, account_id: int, body: OrderIn
 ) -> OrderOut:
     """An online top-up: the order and the provider's way to pay it."""
-    notify_url = f"{rt.settings.public_url.rstrip('/')}/api/v1/payments/notify/{body.provider}"
     order = await asyncio.to_thread(
         payments.create_order,
         rt,
@@ -86,7 +90,6 @@ async def create_order(
         provider=body.provider,
         channel=body.channel,
         requested_by=actor,
-        notify_url=notify_url,
         payer_openid=body.payer_openid,
     )
     return _out(order)
@@ -104,7 +107,22 @@ def get_order(rt: Rt, order_id: int) -> OrderOut:
 
 @notify_router.post("/{provider}", include_in_schema=True)
 async def notify(rt: Rt, request: Request, provider: ProviderName, body: Body) -> Response:
-    """Called by WeChat Pay, Alipay or the sandbox; verified, stored, credited exactly once."""
+    """Called by WeChat Pay, Alipay or the sandbox for the default merchant; verified,
+    stored, credited exactly once."""
+    return await _notified(rt, request, provider, DEFAULT, body)
+
+
+@notify_router.post("/{provider}/{merchant}", include_in_schema=True)
+async def notify_merchant(
+    rt: Rt, request: Request, provider: ProviderName, merchant: MerchantCode, body: Body
+) -> Response:
+    """The same for a site's own merchant (``MP_PAYMENT_MERCHANTS_FILE``)."""
+    return await _notified(rt, request, provider, merchant, body)
+
+
+async def _notified(
+    rt: Rt, request: Request, provider: ProviderName, merchant: str, body: bytes
+) -> Response:
     remote = request.client.host if request.client else None
     try:
         taken = await asyncio.to_thread(
@@ -113,10 +131,13 @@ async def notify(rt: Rt, request: Request, provider: ProviderName, body: Body) -
             provider,
             dict(request.headers),
             body,
+            merchant=merchant,
             remote_addr=remote,
         )
     except BadNotification as exc:
-        refused = registry.provider_of(rt, provider).answer(accepted=False, message=exc.message)
+        refused = registry.provider_of(rt, provider, merchant).answer(
+            accepted=False, message=exc.message
+        )
         return Response(refused.body, status_code=401, media_type=refused.content_type)
     answer = taken.answer
     return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
@@ -124,6 +145,9 @@ async def notify(rt: Rt, request: Request, provider: ProviderName, body: Body) -
 
 class ReconcileIn(s.In):
     provider: ProviderName
+    merchant: MerchantCode | Literal[""] = Field(
+        default="", description="a site's own merchant; empty: the provider's default merchant"
+    )
     day: date = Field(description="the statement's day (China time), e.g. 2026-11-26")
 
 
@@ -139,6 +163,7 @@ class FindingOut(s.Out):
 class RunOut(s.Out):
     id: int
     provider: ProviderName
+    merchant: str = Field(description="empty: the provider's default merchant")
     day: date
     ran_at: datetime
     ran_by: str
@@ -157,6 +182,7 @@ def _run(found: reconcile.Run) -> RunOut:
     return RunOut(
         id=found.id,
         provider=found.provider,
+        merchant=found.merchant,
         day=found.day,
         ran_at=found.ran_at,
         ran_by=found.ran_by,
@@ -181,7 +207,9 @@ def _run(found: reconcile.Run) -> RunOut:
 @router.post("/reconciliations", status_code=201)
 async def run_reconciliation(rt: Rt, actor: Actor, body: ReconcileIn) -> RunOut:
     """Match a provider's statement for a day to our top-ups, and act on the differences."""
-    found = await asyncio.to_thread(reconcile.reconcile, rt, body.provider, body.day, by=actor)
+    found = await asyncio.to_thread(
+        reconcile.reconcile, rt, body.provider, body.day, by=actor, merchant=body.merchant
+    )
     return _run(found)
 
 
@@ -234,8 +262,6 @@ def _refund(r: refunds.TopupRefund) -> RefundOut:
 @router.post("/topup-orders/{order_id}/refunds", status_code=201)
 async def refund_order(rt: Rt, actor: Actor, order_id: int, body: RefundIn) -> RefundOut:
     """Refund part or all of a credited online top-up through its provider."""
-    order = payments.get_order(rt, order_id)
-    notify_url = f"{rt.settings.public_url.rstrip('/')}/api/v1/payments/notify/{order.provider}"
     done = await asyncio.to_thread(
         refunds.refund,
         rt,
@@ -244,7 +270,6 @@ async def refund_order(rt: Rt, actor: Actor, order_id: int, body: RefundIn) -> R
         reason=body.reason,
         by=actor,
         idempotency_key=body.idempotency_key,
-        notify_url=notify_url,
     )
     return _refund(done)
 

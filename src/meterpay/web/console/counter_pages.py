@@ -103,7 +103,6 @@ async def take_payment(request: Request, rt: Rt) -> Response:
 async def online_top_up(request: Request, rt: Rt) -> Response:
     """The owner's online top-up (the demo's sandbox): an order, then its pay page."""
     form = await _form(request)
-    base = rt.settings.public_url.rstrip("/")
     try:
         order = await asyncio.to_thread(
             payments.create_order,
@@ -113,7 +112,6 @@ async def online_top_up(request: Request, rt: Rt) -> Response:
             provider=ProviderName.SANDBOX,
             channel=Channel.NATIVE,
             requested_by="owner",
-            notify_url=f"{base}/api/v1/payments/notify/{ProviderName.SANDBOX.value}",
         )
     except (DomainError, ValueError) as exc:
         return _page(request, rt, form.get("q", ""), form.get("lang"), problem=str(exc), status=422)
