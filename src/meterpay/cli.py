@@ -101,12 +101,14 @@ def _add_tariff_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     quote.set_defaults(run=_tariff_quote)
 
+    from meterpay.auth_cli import add_auth_commands
     from meterpay.billing_cli import add_billing_commands
     from meterpay.frame_cli import add_frame_commands
     from meterpay.links.mqtt_cli import add_mqtt_commands
     from meterpay.links_cli import add_link_commands
     from meterpay.payments_cli import add_payment_commands
 
+    add_auth_commands(sub)
     add_billing_commands(sub, _actor())
     add_payment_commands(sub, _actor())
     add_frame_commands(sub)

@@ -39,10 +39,6 @@ class Settings(BaseSettings):
     )
     partitions_ahead_months: int = Field(default=3, ge=1, le=24)
     ingest_batch_size: int = Field(default=2000, ge=1, le=50_000)
-    api_tokens: str = Field(
-        default="",
-        description="comma-separated API tokens accepted on /api/v1 (empty: API open, demo only)",
-    )
     push_max_body_bytes: int = Field(
         default=256 * 1024,
         ge=1024,
@@ -196,6 +192,11 @@ class Settings(BaseSettings):
         default=None, description="Alipay's public key (PEM or base64)"
     )
 
+    show_sign_in_codes: bool = Field(
+        default=False,
+        description="show owners' SMS sign-in codes on screen instead of sending them "
+        "(meterpay demo turns it on; never in production)",
+    )
     payment_merchants_file: Path | None = Field(
         default=None,
         description="TOML file naming the sites' own WeChat Pay / Alipay merchants and their "
@@ -214,7 +215,3 @@ class Settings(BaseSettings):
     @property
     def future_tolerance(self) -> timedelta:
         return timedelta(seconds=self.future_tolerance_seconds)
-
-    @property
-    def token_set(self) -> frozenset[str]:
-        return frozenset(t.strip() for t in self.api_tokens.split(",") if t.strip())

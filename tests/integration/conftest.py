@@ -1,4 +1,5 @@
-"""Fixtures for the HTTP tests: the API app on the test's database."""
+"""Fixtures for the HTTP tests: the API app on the test's database, called with an
+all-powerful integrator token (the authorization tests use narrower callers)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from meterpay.runtime import Runtime
-from meterpay.web.app import create_app
+from tests.integration.signed import api_client
 
 
 @pytest.fixture
 def api(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt)) as client:
+    with api_client(rt) as client:
         yield client

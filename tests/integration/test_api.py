@@ -18,12 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from meterpay.config import Settings
 from meterpay.db import schema
 from meterpay.runtime import Runtime
 from meterpay.web.app import create_app
 from tests.conftest import START
 from tests.integration.http import API, Json, created, error, ok
+from tests.integration.signed import token_for
 
 INSTALLED = START - timedelta(days=1)
 A_YEAR_AGO = START - timedelta(days=365)
@@ -875,17 +875,16 @@ def test_a_duplicate_site_code_is_a_409_conflict_and_adds_no_site(
 
 @pytest.fixture
 def guarded(rt: Runtime) -> Iterator[TestClient]:
-    """The same database behind an API that accepts only the token "secret"."""
-    settings = Settings(database_url=rt.settings.database_url, api_tokens="secret")
-    with TestClient(create_app(Runtime(db=rt.db, clock=rt.clock, settings=settings))) as client:
+    """The API with no credentials of its own: each request brings its header."""
+    with TestClient(create_app(rt)) as client:
         yield client
 
 
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Bearer", "Bearer wrong", "Basic c2VjcmV0", "secret"],
+    [None, "", "Bearer", "Bearer wrong", "Basic c2VjcmV0", "mpt_secret"],
 )
-def test_with_api_tokens_set_a_request_without_the_bearer_token_is_401(
+def test_a_request_without_a_valid_bearer_token_is_401(
     guarded: TestClient, rt: Runtime, authorization: str | None
 ) -> None:
     """Reads and writes alike are refused, and the refused write leaves no trace."""
@@ -899,10 +898,11 @@ def test_with_api_tokens_set_a_request_without_the_bearer_token_is_401(
     assert row_counts(rt) == before
 
 
-def test_with_api_tokens_set_the_bearer_token_opens_the_api(guarded: TestClient) -> None:
-    """The right token works, whatever the case of the scheme."""
+def test_a_valid_bearer_token_opens_the_api(guarded: TestClient, rt: Runtime) -> None:
+    """An integrator's token works, whatever the case of the scheme."""
+    secret = token_for(rt)
     for scheme in ("Bearer", "bearer"):
-        headers = {"Authorization": f"{scheme} secret"}
+        headers = {"Authorization": f"{scheme} {secret}"}
         site = {"code": f"S-{scheme}", "name": "绿地小区"}
         created(guarded.post(f"{API}/sites", json=site, headers=headers))
         assert ok(guarded.get(f"{API}/sites", headers=headers))["items"]

@@ -8,7 +8,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from meterpay.config import Settings
+from meterpay.auth.model import Role
 from meterpay.runtime import Runtime
 from meterpay.sites import service as sites
 from meterpay.web.app import create_app
@@ -19,6 +19,7 @@ from tests.integration.console_builders import (
     SITE_NAME,
     a_compound,
 )
+from tests.integration.signed import sign_in, staff_user
 
 HTML = {"Accept": "text/html"}
 
@@ -120,15 +121,20 @@ def test_the_root_sends_browsers_to_the_console_and_clients_to_the_json_index(
 ) -> None:
     browser = api.get("/", headers=HTML, follow_redirects=False)
     assert browser.status_code == 303
-    assert browser.headers["location"] == "/console/supply"
+    assert browser.headers["location"] == "/console"
+    stranger = api.get("/", headers=HTML | {"Authorization": ""}, follow_redirects=False)
+    assert stranger.headers["location"] == "/sign-in"
     assert api.get("/").json()["api"] == "/api/v1"
     assert api.get("/", headers={"Accept": "application/json"}).json()["name"] == "meterpay"
 
 
-def test_with_api_tokens_set_the_console_needs_one_too(rt: Runtime) -> None:
-    """Owners' balances and contacts are not open to anyone when the API is not."""
-    guarded = Runtime(rt.db, rt.clock, Settings(database_url="sqlite://", api_tokens="s3cret"))
-    with TestClient(create_app(guarded)) as client:
-        assert client.get("/console/supply", headers=HTML).status_code == 401
-        allowed = client.get("/console/supply", headers=HTML | {"Authorization": "Bearer s3cret"})
-        assert allowed.status_code == 200
+def test_the_console_sends_a_stranger_to_the_sign_in_page_and_back(rt: Runtime) -> None:
+    """Owners' balances and contacts are never open: a browser without a session is sent
+    to sign in, and comes back to the page it asked for."""
+    staff_user(rt, "operator1", Role.OPERATOR)
+    with TestClient(create_app(rt)) as client:
+        asked = client.get("/console/supply?lang=en", headers=HTML, follow_redirects=False)
+        assert asked.status_code == 303
+        assert asked.headers["location"] == "/sign-in?next=%2Fconsole%2Fsupply%3Flang%3Den"
+        sign_in(client, "operator1")
+        assert client.get("/console/supply", headers=HTML).status_code == 200

@@ -52,7 +52,7 @@ def test_a_payment_answers_its_receipt_and_a_repeat_the_same_one(
     receipt = response.json()
     assert receipt["receipt_no"] == "HOME-2026-000001"
     assert receipt["amount"] == "1000000.00" and receipt["amount_words"] == "壹佰万元整"
-    assert receipt["method"] == "pos" and receipt["cashier"] == "api"
+    assert receipt["method"] == "pos" and receipt["cashier"] == "token:api"
     assert receipt["balance_after"] == "1000000.00"
     assert receipt["reversed"] is False and receipt["duplicate"] is False
     assert receipt["print_url"] == "/console/receipts/HOME-2026-000001"
@@ -117,7 +117,7 @@ def test_the_shift_report_totals_each_method(rt: Runtime, api: TestClient) -> No
     response = api.get(
         "/api/v1/counter/shift",
         params={
-            "cashier": "api",
+            "cashier": "token:api",
             "start": "2026-11-01T08:00:00+08:00",
             "end": "2026-11-02T08:00:00+08:00",
         },
@@ -194,10 +194,18 @@ def test_the_printed_shift_report_totals_a_cashiers_day(rt: Runtime, api: TestCl
     _pay(api, home, "100.00", "R-1")
     no = _pay(api, home, "0.50", "R-2", "pos")["receipt_no"]
     api.post(f"/api/v1/counter/receipts/{no}/reverse", json={"reason": "刷错卡"})
-    response = api.get("/console/cashier/shift?cashier=api&date=2026-11-01", headers=HTML)
+    response = api.get("/console/cashier/shift?cashier=token:api&date=2026-11-01", headers=HTML)
     assert response.status_code == 200, response.text
     text = _text(response.text)
-    for shown in ("收款员交班报表", "测试小区", "api", "¥100.00", "¥0.50", "壹佰元整", "刷错卡"):
+    for shown in (
+        "收款员交班报表",
+        "测试小区",
+        "token:api",
+        "¥100.00",
+        "¥0.50",
+        "壹佰元整",
+        "刷错卡",
+    ):
         assert shown in text, shown
     assert "2026年11月1日 00:00:00" in text  # the day on the site's calendar
     everyone = _text(api.get("/console/cashier/shift").text)  # today, everyone

@@ -4,8 +4,6 @@ every step in the audit log."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from meterpay.sites.model import UnitKind
 from meterpay.tariffs import service as tariffs
 from meterpay.web.app import create_app
 from tests.integration.builders import ACTOR, a_home
+from tests.integration.signed import token_for
 
 ALICE, BOB = "operator:alice", "operator:bob"
 CUT, RESTORE = ControlKind.CUT, ControlKind.RESTORE
@@ -495,24 +494,25 @@ def test_the_list_shows_newest_first_with_the_commands_current_states(rt: Runtim
 # --- over HTTP ------------------------------------------------------------------------------
 
 API = "/api/v1/control-actions"
-ALICE_KEY, BOB_KEY = "alice-key", "bob-key"
+ALICE_KEY, BOB_KEY = "alice", "bob"
+_TOKENS: dict[str, str] = {}
+"""The two people's API tokens, by name (made afresh by ``guarded`` for each test)."""
 
 
-def _as(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+def _as(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_TOKENS[name]}"}
 
 
-def _actor(key: str) -> str:
-    return "api:" + hashlib.sha256(key.encode()).hexdigest()[:8]
+def _actor(name: str) -> str:
+    return f"token:{name}"
 
 
 @pytest.fixture
 def guarded(rt: Runtime) -> Iterator[TestClient]:
     """The API with one token per person, so the two can be told apart."""
-    tokens = {"api_tokens": f"{ALICE_KEY},{BOB_KEY}"}
-    with TestClient(
-        create_app(dataclasses.replace(rt, settings=rt.settings.model_copy(update=tokens)))
-    ) as client:
+    for name in (ALICE_KEY, BOB_KEY):
+        _TOKENS[name] = token_for(rt, name=name)
+    with TestClient(create_app(rt)) as client:
         yield client
 
 

@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from meterpay.config import Settings
@@ -26,9 +25,9 @@ from meterpay.payments.provider import Channel, ProviderName
 from meterpay.payments.setup import merchants_from
 from meterpay.payments.wechat import WechatPay
 from meterpay.runtime import Runtime
-from meterpay.web.app import create_app
 from tests.integration.builders import Home, a_home
 from tests.integration.http import API
+from tests.integration.signed import api_client
 from tests.integration.wechat_fake import FakeKeys, WechatFake, running_wechat_fake
 from tests.merchant_files import wechat_entry, write
 
@@ -110,7 +109,7 @@ def test_only_the_merchants_own_address_and_keys_credit_its_order(
     garden = a_home(wired, code="GARDEN")
     order = _order(wired, garden)
     headers, body = _paid(wired, own, order)
-    with TestClient(create_app(wired)) as api:
+    with api_client(wired) as api:
         wrong = api.post(f"{API}/payments/notify/wechat", content=body, headers=headers)
         assert wrong.status_code == 401  # the default merchant does not know this key
         nobody = api.post(f"{API}/payments/notify/wechat/park", content=body, headers=headers)
@@ -167,7 +166,7 @@ def test_each_merchant_is_reconciled_against_its_own_orders(
     assert reconcile.reconcile_due(wired) == 0
     found = {(r.merchant, r.status, r.matched) for r in reconcile.runs(wired)}
     assert found == {("", "clean", 1), ("garden", "clean", 1)}
-    with TestClient(create_app(wired)) as api:
+    with api_client(wired) as api:
         again = api.post(
             f"{API}/reconciliations",
             json={"provider": "wechat", "merchant": "garden", "day": "2026-11-01"},

@@ -12,7 +12,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from meterpay.alarms import service as alarm_service
@@ -38,9 +37,9 @@ from meterpay.payments.reconcile_rules import Finding
 from meterpay.payments.wechat import WechatPay
 from meterpay.payments.wechat_sign import sign_notification, transaction_resource
 from meterpay.runtime import Runtime
-from meterpay.web.app import create_app
 from tests.integration.builders import ACTOR, Home, a_home
 from tests.integration.http import API, error
+from tests.integration.signed import api_client
 from tests.integration.wechat_fake import (
     APIV3_KEY,
     APPID,
@@ -283,7 +282,7 @@ def test_the_site_limits_refuse_an_order_and_name_the_limit(
     home = a_home(rt)
     with pytest.raises(Exception, match="at least"):
         _order(rt, home, "0.50")
-    with TestClient(create_app(rt)) as api:
+    with api_client(rt) as api:
         response = api.post(
             f"{API}/accounts/{home.account.id}/topup-orders",
             json={"amount": "6000.00", "provider": "wechat"},
@@ -304,7 +303,7 @@ def test_the_notify_endpoint_answers_in_the_providers_words(
     home = _in_arrears(rt)
     order = _order(rt, home)
     headers, body = _paid(rt, fake, order)
-    with TestClient(create_app(rt)) as api:
+    with api_client(rt) as api:
         bad = api.post(f"{API}/payments/notify/wechat", content=body + b" ", headers=headers)
         assert bad.status_code == 401 and bad.json()["code"] == "FAIL"
         good = api.post(f"{API}/payments/notify/wechat", content=body, headers=headers)
@@ -360,7 +359,7 @@ def test_the_scheduler_reconciles_yesterday_once_the_statements_are_ready(
     assert reconcile.reconcile_due(rt) == 0  # done for the day
     (run,) = reconcile.runs(rt)
     assert run.day.isoformat() == "2026-10-31" and run.status == "clean"
-    with TestClient(create_app(rt)) as api:
+    with api_client(rt) as api:
         shown = api.get(f"{API}/reconciliations/{run.id}")
         assert shown.status_code == 200 and shown.json()["totals"]["paid_total"] == "0.00"
         made = api.post(f"{API}/reconciliations", json={"provider": "wechat", "day": "2026-10-31"})

@@ -32,6 +32,7 @@ from meterpay.runtime import Runtime
 from meterpay.web.app import create_app
 from tests.integration.builders import a_home
 from tests.integration.console_builders import a_compound
+from tests.integration.signed import token_for
 
 
 @dataclass
@@ -61,7 +62,8 @@ def live(rt: Runtime) -> Iterator[Live]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started, "uvicorn did not start"
-    with httpx.Client(base_url=url, timeout=10) as http:
+    token = {"Authorization": f"Bearer {token_for(rt, name='api')}"}
+    with httpx.Client(base_url=url, timeout=10, headers=token) as http:
         yield Live(served, url, sandbox, http)
     server.should_exit = True
     thread.join(10)

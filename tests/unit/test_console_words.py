@@ -3,7 +3,9 @@ pages show, and recipients masked before they reach a screen."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from meterpay.control.rules import CutoffReason
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
 from meterpay.notify.model import ChannelName, MessageState, Topic
+from meterpay.web.console import labels, words_admin, words_pages, words_tickets
 from meterpay.web.console.formats import SiteClock, yuan
 from meterpay.web.console.labels import WORDS, Lang, Words, cause_key
 
@@ -92,3 +95,20 @@ def test_recipients_are_masked_for_the_screen(
     channel: ChannelName, recipient: str, shown: str
 ) -> None:
     assert mask_recipient(channel, recipient) == shown
+
+
+def test_every_label_a_console_template_names_exists() -> None:
+    """``w("page.x")`` with a key that has no words would show the key itself."""
+    templates = Path(labels.__file__).parent / "templates"
+    used = {
+        key
+        for page in templates.glob("*.html")
+        for key in re.findall(r"""\bw(?:\.plain)?\(\s*["']([^"'~]+)["']\s*\)""", page.read_text())
+    }
+    assert sorted(k for k in used if k not in WORDS) == []
+
+
+def test_the_word_modules_never_reuse_a_key() -> None:
+    modules = (labels._WORDS, words_pages.WORDS, words_admin.WORDS, words_tickets.WORDS)
+    keys = [k for words in modules for k in words]
+    assert len(keys) == len(set(keys))

@@ -170,12 +170,14 @@ def supply_overview(
     offset: int = 0,
     limit: int = 100,
     latest: int = 20,
+    visible: frozenset[int] | None = None,
 ) -> SupplyOverview | None:
     """One site's supply page (the first site when ``site_id`` is None; None when there
-    is no site at all). ``state`` narrows the accounts table to one state."""
+    is no site at all). ``state`` narrows the accounts table to one state; ``visible``
+    keeps the sites the reader works on (None: every site)."""
     now = rt.clock.now()
     with rt.db.read() as conn:
-        found = site_list(conn)
+        found = [s for s in site_list(conn) if visible is None or s.id in visible]
         site = _pick(found, site_id)
         if site is None:
             return None

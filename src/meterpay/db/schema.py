@@ -21,11 +21,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from meterpay.db.types import ScaledDecimal, UTCDateTime
@@ -420,43 +422,7 @@ supplier_bills = Table(
     CheckConstraint("amount_fen > 0", name="positive"),
 )
 
-# --- people who sign in, and the audit trail --------------------------------
-
-users = Table(
-    "users",
-    metadata,
-    _id(),
-    Column("username", String(64), nullable=False, unique=True),
-    Column("display_name", String(200), nullable=False),
-    Column("password_hash", String(255), nullable=True),
-    Column("totp_secret", String(64), nullable=True),
-    Column("customer_id", ForeignKey("customers.id"), nullable=True),
-    Column("is_active", Boolean, nullable=False, default=True),
-    _created(),
-)
-
-user_roles = Table(
-    "user_roles",
-    metadata,
-    _id(),
-    Column("user_id", ForeignKey("users.id"), nullable=False),
-    Column("site_id", ForeignKey("sites.id"), nullable=True),
-    Column("role", String(16), nullable=False),
-    UniqueConstraint("user_id", "site_id", "role"),
-    CheckConstraint("role IN ('admin', 'operator', 'cashier', 'technician', 'owner')", name="role"),
-)
-
-api_tokens = Table(
-    "api_tokens",
-    metadata,
-    _id(),
-    Column("name", String(120), nullable=False),
-    Column("token_hash", String(128), nullable=False, unique=True),
-    Column("scopes", String(500), nullable=False),
-    Column("site_id", ForeignKey("sites.id"), nullable=True),
-    _created(),
-    Column("revoked_at", UTCDateTime(), nullable=True),
-)
+# --- the audit trail ----------------------------------------------------------
 
 audit_log = Table(
     "audit_log",
@@ -885,4 +851,162 @@ move_out_settlements = Table(
     CheckConstraint("payout <> 'transfer' OR to_account_id IS NOT NULL", name="target"),
     CheckConstraint("length(trim(reason)) > 0", name="reason"),
     Index(None, "to_account_id"),
+)
+
+
+# --- sign-in, sessions, roles, API tokens (meterpay.auth) ------------------------------
+# Secrets are stored only as hashes: passwords (argon2id), session and API tokens and
+# sign-in codes (SHA-256 of a random value: a stolen table opens nothing). A user is a
+# staff member (username) or an owner (a mobile number, matched to customers' phones).
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("kind", String(8), nullable=False),
+    Column("username", String(40), nullable=True, unique=True),
+    Column("phone", String(16), nullable=True, unique=True),
+    Column("display_name", String(100), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("must_change_password", Boolean, nullable=False, default=False, server_default=false()),
+    Column("totp_secret", String(64), nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),
+    Column("failed_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("locked_until", UTCDateTime(), nullable=True),
+    Column("disabled_at", UTCDateTime(), nullable=True),
+    Column("language", String(8), nullable=False, default="zh-CN", server_default="zh-CN"),
+    _created(),
+    Column("password_changed_at", UTCDateTime(), nullable=True),
+    Column("last_sign_in_at", UTCDateTime(), nullable=True),
+    CheckConstraint("kind IN ('staff', 'owner')", name="kind"),
+    CheckConstraint(
+        "(kind = 'staff' AND username IS NOT NULL) OR (kind = 'owner' AND phone IS NOT NULL)",
+        name="identity",
+    ),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    _id(),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("site_id", ForeignKey("sites.id"), nullable=True),
+    UniqueConstraint("user_id", "role", "site_id"),
+    CheckConstraint("role IN ('admin', 'operator', 'cashier', 'technician')", name="role"),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    _id(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("source_ip", String(64), nullable=True),
+    Column("user_agent", String(300), nullable=True),
+    Index(None, "user_id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    Column("name", String(80), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(12), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("site_ids", JSON, nullable=True),
+    Column("created_by", String(120), nullable=False),
+    _created(),
+    Column("expires_at", UTCDateTime(), nullable=True),
+    Column("last_used_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+sign_in_attempts = Table(
+    "sign_in_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("who", String(64), nullable=False),
+    Column("source_ip", String(64), nullable=True),
+    Column("ok", Boolean, nullable=False),
+    Index(None, "source_ip", "at"),
+    Index(None, "who", "at"),
+)
+
+sign_in_codes = Table(
+    "sign_in_codes",
+    metadata,
+    _id(),
+    Column("phone", String(16), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("tries", Integer, nullable=False, default=0, server_default="0"),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Column("source_ip", String(64), nullable=True),
+    Index(None, "phone", "created_at"),
+)
+
+# --- work orders (报修, meterpay.tickets) -------------------------------------------------
+# A ticket names the account (and so the site, unit and customer, copied when it is filed:
+# the guard resolves a ticket to them); its photos live in the database so every process
+# serves them; each move is a row of ticket_events (and an audit entry).
+
+
+tickets = Table(
+    "tickets",
+    metadata,
+    _id(),
+    Column("site_id", ForeignKey("sites.id"), nullable=False),
+    Column("account_id", ForeignKey("accounts.id"), nullable=False),
+    Column("unit_id", ForeignKey("units.id"), nullable=False),
+    Column("customer_id", ForeignKey("customers.id"), nullable=True),
+    Column("description", String(1000), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("filed_by", String(120), nullable=False),
+    Column("assignee", String(120), nullable=True),
+    Column("request_key", String(64), nullable=False, unique=True),
+    _created(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    CheckConstraint(
+        "state IN ('open', 'assigned', 'in_progress', 'done', 'cancelled')", name="state"
+    ),
+    Index(None, "site_id", "state", "id"),
+    Index(None, "account_id", "id"),
+)
+
+ticket_photos = Table(
+    "ticket_photos",
+    metadata,
+    _id(),
+    Column("ticket_id", ForeignKey("tickets.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("media_type", String(16), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    _created(),
+    UniqueConstraint("ticket_id", "position"),
+    CheckConstraint("position BETWEEN 1 AND 3", name="position"),
+    CheckConstraint("size BETWEEN 1 AND 5242880", name="size"),
+)
+
+ticket_events = Table(
+    "ticket_events",
+    metadata,
+    _id(),
+    Column("ticket_id", ForeignKey("tickets.id"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(120), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("note", String(500), nullable=False, default="", server_default=""),
+    Index(None, "ticket_id", "id"),
 )

@@ -39,3 +39,19 @@ class Unauthorized(DomainError):
     """The caller did not prove who they are (missing or wrong token)."""
 
     code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this here."""
+
+    code = "forbidden"
+
+
+class TooManyAttempts(DomainError):
+    """Too many tries in too short a time: wait before trying again."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s

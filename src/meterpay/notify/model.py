@@ -43,6 +43,8 @@ class Topic(StrEnum):
     """已恢复供电 / 供水."""
     TOP_UP_RECEIPT = "top_up_receipt"
     """充值到账."""
+    SIGN_IN_CODE = "sign_in_code"
+    """An owner's six-digit sign-in code: sent by SMS at once, never kept in the outbox."""
 
 
 class ChannelName(StrEnum):

@@ -24,7 +24,7 @@ from meterpay.kernel.money import FEN_QUANTUM
 from meterpay.notify.model import Language, Topic
 
 Segment = str | tuple[str, str]  # (with its values, without them)
-OPTIONAL: Final = frozenset({"site", "account", "balance", "amount", "cutoff"})
+OPTIONAL: Final = frozenset({"site", "account", "balance", "amount", "cutoff", "code"})
 _MONTHS: Final = (
     "Jan",
     "Feb",
@@ -178,6 +178,13 @@ ZH: Final[dict[Topic, Template]] = {
             "。",
         ),
     ),
+    Topic.SIGN_IN_CODE: Template(
+        "登录验证码",
+        (
+            "【{site}】",
+            ("您的登录验证码为 {code}，5 分钟内有效。请勿告诉他人。", "您的登录验证码已发送。"),
+        ),
+    ),
 }
 
 EN: Final[dict[Topic, Template]] = {
@@ -264,6 +271,16 @@ EN: Final[dict[Topic, Template]] = {
             ".",
         ),
     ),
+    Topic.SIGN_IN_CODE: Template(
+        "Sign-in code",
+        (
+            "[{site}] ",
+            (
+                "Your sign-in code is {code}, valid for 5 minutes. Never share it.",
+                "Your sign-in code was sent.",
+            ),
+        ),
+    ),
 }
 
 
@@ -289,7 +306,7 @@ def _values(language: Language, params: Mapping[str, str], zone: tzinfo) -> dict
     else:
         known = utility in ("electricity", "water")
         values = {"u": utility, "U": utility.capitalize()} if known else dict(_EN_ANY)
-    for name, key in (("site", "site_name"), ("account", "account_number")):
+    for name, key in (("site", "site_name"), ("account", "account_number"), ("code", "code")):
         if str(params.get(key) or "").strip():
             values[name] = str(params[key]).strip()
     for name in ("balance", "amount"):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,6 +34,7 @@ from meterpay.metering.ingest import ingest_readings
 from meterpay.metering.meters import Meter, MeterStatus, Protocol, ReadingIn, ReadingSource
 from meterpay.payments.setup import with_sandbox
 from meterpay.runtime import Runtime
+from meterpay.sim.demo_people import logins_text, seed_people
 from meterpay.sim.demo_story import (
     EMPTY,
     POLICY,
@@ -78,8 +79,11 @@ class SimMeter:
 def run_demo(rt: Runtime, *, units_per_floor: int, interval: float, serve: bool) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     rt = with_sandbox(rt)  # owners top up online through the payment sandbox
+    # no SMS gateway in a demo: an owner's sign-in code is shown on the page instead
+    rt = replace(rt, settings=rt.settings.model_copy(update={"show_sign_in_codes": True}))
     upgrade(rt.db, rt.clock, partitions_ahead=rt.settings.partitions_ahead_months)
     site_id = _existing_site(rt) or seed(rt, units_per_floor=units_per_floor)
+    seed_people(rt, site_id)
     simulator = Simulator(rt, site_id)
     if not serve:
         simulator.round()
@@ -92,9 +96,8 @@ def run_demo(rt: Runtime, *, units_per_floor: int, interval: float, serve: bool)
 
     from meterpay.web.app import create_app
 
-    log.info(
-        "demo site %s; API on http://%s:%s/docs", SITE_CODE, rt.settings.host, rt.settings.port
-    )
+    base = f"http://{rt.settings.host}:{rt.settings.port}"
+    log.info("demo site %s; API on %s/docs\n%s", SITE_CODE, base, logins_text(base))
     from meterpay.workers.scheduler import BackgroundWorkers
 
     workers = BackgroundWorkers(rt)

@@ -27,12 +27,13 @@ from sqlalchemy import Connection, Table, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from meterpay.audit import repository as audit
-from meterpay.db.rows import insert_row, to_model
-from meterpay.db.schema import buildings, customers, floors, meters, sites, tariffs, units
-from meterpay.kernel.errors import DomainError, NotFound
+from meterpay.db.rows import insert_row
+from meterpay.db.schema import buildings, customers, floors, meters, tariffs, units
+from meterpay.kernel.errors import DomainError
 from meterpay.kernel.quantity import Utility
 from meterpay.metering.service import register_meter_in
 from meterpay.runtime import Runtime
+from meterpay.sites import repository as sites_repo
 from meterpay.sites.model import CustomerKind, Site
 from meterpay.sites.service import create_unit_in, open_account_in
 from meterpay.sites.sheet import (
@@ -81,7 +82,7 @@ def import_sheet(
     parsed = parse_sheet(path_or_bytes)
     try:
         with rt.db.write() as conn:
-            site = _site_by_code(conn, site_code)
+            site = sites_repo.site_by_code(conn, site_code)
             errors = [*parsed.errors, *_check_database(conn, site.id, parsed.references)]
             if errors:
                 raise _Abandon(ImportReport(site_code, dry_run, in_row_order(errors)))
@@ -93,13 +94,6 @@ def import_sheet(
             return report
     except _Abandon as abandoned:
         return abandoned.report
-
-
-def _site_by_code(conn: Connection, code: str) -> Site:
-    row = conn.execute(select(sites).where(sites.c.code == code)).mappings().first()
-    if row is None:
-        raise NotFound(f"no site with code {code!r}", field="site_code")
-    return to_model(Site, row)
 
 
 def _check_database(

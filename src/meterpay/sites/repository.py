@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from meterpay.db.rows import fetch
+from meterpay.db.rows import fetch, to_model
 from meterpay.db.schema import accounts, buildings, floors, sites, units
-from meterpay.kernel.errors import InvalidInput
+from meterpay.kernel.errors import InvalidInput, NotFound
 from meterpay.sites.model import Account, Building, Floor, Site, Unit
 
 
 def site(conn: Connection, site_id: int) -> Site:
     return fetch(conn, sites, Site, site_id)
+
+
+def site_by_code(conn: Connection, code: str) -> Site:
+    row = conn.execute(select(sites).where(sites.c.code == code)).mappings().first()
+    if row is None:
+        raise NotFound(f"no site with code {code!r}", field="site_code")
+    return to_model(Site, row)
 
 
 def unit(conn: Connection, unit_id: int) -> Unit:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, true
 
 from meterpay.db.schema import accounts, customers, ledger_accounts, units
 from meterpay.kernel.money import Money
@@ -25,8 +25,11 @@ class AccountMatch:
     supply_state: str
 
 
-def find_accounts(rt: Runtime, text: str, *, limit: int = 20) -> list[AccountMatch]:
-    """Open accounts whose number, unit code or name, or owner's phone contains ``text``."""
+def find_accounts(
+    rt: Runtime, text: str, *, site_ids: frozenset[int] | None = None, limit: int = 20
+) -> list[AccountMatch]:
+    """Open accounts whose number, unit code or name, or owner's phone contains ``text``;
+    with ``site_ids``, only those sites' (the caller's)."""
     needle = text.strip()
     if not needle:
         return []
@@ -55,6 +58,7 @@ def find_accounts(rt: Runtime, text: str, *, limit: int = 20) -> list[AccountMat
                 customers.c.phone.like(like),
             ),
         )
+        .where(accounts.c.site_id.in_(sorted(site_ids)) if site_ids is not None else true())
         .order_by(units.c.code, accounts.c.utility)
         .limit(limit)
     )

@@ -333,10 +333,19 @@ def get(rt: Runtime, table_name: str, row_id: int) -> Any:
 
 
 def page(
-    rt: Runtime, table_name: str, *, after_id: int | None, limit: int, **filters: Any
+    rt: Runtime,
+    table_name: str,
+    *,
+    after_id: int | None,
+    limit: int,
+    only_ids: frozenset[int] | None = None,
+    **filters: Any,
 ) -> list[Any]:
+    """A page of rows by id; ``only_ids`` keeps the rows a caller may see (None: all)."""
     table, model = _TABLES[table_name]
     where = [table.c[k] == v for k, v in filters.items() if v is not None]
+    if only_ids is not None:
+        where.append(table.c.id.in_(sorted(only_ids)))
     with rt.db.read() as conn:
         return fetch_page(conn, table, model, where=where, after_id=after_id, limit=limit)
 

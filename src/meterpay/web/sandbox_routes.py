@@ -29,9 +29,11 @@ from meterpay.runtime import Runtime
 from meterpay.web.api.deps import Rt
 from meterpay.web.api.push_routes import Body
 from meterpay.web.console.templating import render
+from meterpay.web.guard import public
 
 MERCHANT: Final = "meterpay 沙箱商户"
 router = APIRouter(prefix=MOUNT_PATH, include_in_schema=False)
+SANDBOX = public("the payment sandbox: a provider of its own (demo and tests only)")
 _PAGE_STATUS: Final = ((NotFound, 404), (Conflict, 409), (InvalidInput, 422))
 
 
@@ -48,7 +50,7 @@ def _sandbox(rt: Runtime) -> SandboxPay:
     return found
 
 
-@router.api_route("/v3/{rest:path}", methods=["GET", "POST"])
+@router.api_route("/v3/{rest:path}", methods=["GET", "POST"], dependencies=[SANDBOX])
 def api(request: Request, rt: Rt, body: Body, rest: str) -> Response:
     """WeChat Pay API v3; the signature covers the path as the client sent it."""
     sandbox = _sandbox(rt).sandbox
@@ -61,12 +63,12 @@ def api(request: Request, rt: Rt, body: Body, rest: str) -> Response:
     return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
 
-@router.get("/pay/{out_trade_no}")
+@router.get("/pay/{out_trade_no}", dependencies=[SANDBOX])
 def pay_page(request: Request, rt: Rt, out_trade_no: str, back: str = "/") -> Response:
     return _page(request, _sandbox(rt), out_trade_no, _safe_back(back))
 
 
-@router.post("/pay/{out_trade_no}")
+@router.post("/pay/{out_trade_no}", dependencies=[SANDBOX])
 def pay(request: Request, rt: Rt, out_trade_no: str, body: Body) -> Response:
     """The payer pays; the notifications follow from a background thread."""
     sandbox = _sandbox(rt)

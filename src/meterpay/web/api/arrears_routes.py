@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import Field
 
 from meterpay.alarms import service as alarms
 from meterpay.alarms.model import Alarm, AlarmKind, AlarmState
+from meterpay.auth.model import Permission as P
 from meterpay.control import outbox
 from meterpay.control import service as control
 from meterpay.control.commands import CommandState
@@ -23,9 +24,10 @@ from meterpay.kernel.errors import InvalidInput
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Actor, Rt, caller
+from meterpay.web.api.deps import Actor, Rt
+from meterpay.web.guard import allow
 
-router = APIRouter(dependencies=[Depends(caller)], tags=["arrears control"])
+router = APIRouter(tags=["arrears control"])
 Limit = Annotated[int, Query(ge=1, le=500)]
 Reason = Annotated[str, Field(min_length=1, max_length=500, description="why (audited)")]
 
@@ -177,13 +179,19 @@ def _lines(t: Thresholds) -> dict[str, Any]:
     }
 
 
-@router.get("/sites/{site_id}/arrears-policy/{utility}")
+@router.get(
+    "/sites/{site_id}/arrears-policy/{utility}",
+    dependencies=[allow(P.SITE_READ)],
+)
 def get_policy(rt: Rt, site_id: int, utility: Utility) -> dict[str, Any]:
     """The site's arrears settings for one utility (the defaults until changed)."""
     return control.policy_fields(control.policy(rt, site_id, utility))
 
 
-@router.put("/sites/{site_id}/arrears-policy/{utility}")
+@router.put(
+    "/sites/{site_id}/arrears-policy/{utility}",
+    dependencies=[allow(P.CONTROL_WRITE)],
+)
 def put_policy(
     rt: Rt, actor: Actor, site_id: int, utility: Utility, body: PolicyIn
 ) -> dict[str, Any]:
@@ -192,7 +200,10 @@ def put_policy(
     return control.policy_fields(saved)
 
 
-@router.put("/accounts/{account_id}/thresholds")
+@router.put(
+    "/accounts/{account_id}/thresholds",
+    dependencies=[allow(P.CONTROL_WRITE)],
+)
 def put_thresholds(
     rt: Rt, actor: Actor, account_id: int, body: AccountThresholdsIn
 ) -> dict[str, Any]:
@@ -209,21 +220,29 @@ def put_thresholds(
     return _lines(effective)
 
 
-@router.put("/accounts/{account_id}/protection")
+@router.put(
+    "/accounts/{account_id}/protection",
+    dependencies=[allow(P.CONTROL_WRITE)],
+)
 def protect(rt: Rt, actor: Actor, account_id: int, body: ProtectionIn) -> dict[str, Any]:
     """保电: the account is never cut automatically; its arrears go to a person."""
     p = control.protect(rt, account_id, reason=body.reason, by=actor)
     return {"reason": p.reason, "set_by": p.set_by, "since": p.since}
 
 
-@router.delete("/accounts/{account_id}/protection", status_code=204)
+@router.delete(
+    "/accounts/{account_id}/protection", dependencies=[allow(P.CONTROL_WRITE)], status_code=204
+)
 def unprotect(
     rt: Rt, actor: Actor, account_id: int, reason: Annotated[str, Query(min_length=1)]
 ) -> None:
     control.unprotect(rt, account_id, reason=reason, by=actor)
 
 
-@router.get("/accounts/{account_id}/supply")
+@router.get(
+    "/accounts/{account_id}/supply",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+)
 def supply(rt: Rt, account_id: int) -> SupplyOut:
     """The account's supply state, balance, lines, planned cut-off, history and commands."""
     v = control.supply_view(rt, account_id)
@@ -262,13 +281,19 @@ def supply(rt: Rt, account_id: int) -> SupplyOut:
     )
 
 
-@router.get("/sites/{site_id}/supply-states")
+@router.get(
+    "/sites/{site_id}/supply-states",
+    dependencies=[allow(P.SITE_READ)],
+)
 def supply_states(rt: Rt, site_id: int) -> dict[str, int]:
     """How many open accounts are in each supply state."""
     return control.states_of_site(rt, site_id)
 
 
-@router.get("/commands")
+@router.get(
+    "/commands",
+    dependencies=[allow(P.SITE_READ)],
+)
 def list_commands(
     rt: Rt,
     *,
@@ -282,7 +307,10 @@ def list_commands(
     return [_command(c) for c in found]
 
 
-@router.get("/commands/{command_id}")
+@router.get(
+    "/commands/{command_id}",
+    dependencies=[allow(P.SITE_READ)],
+)
 def get_command(rt: Rt, command_id: int) -> CommandOut:
     return _command(outbox.get(rt, command_id))
 
@@ -291,7 +319,10 @@ def _alarm(a: Alarm) -> AlarmOut:
     return AlarmOut.model_validate(a, from_attributes=True)
 
 
-@router.get("/alarms")
+@router.get(
+    "/alarms",
+    dependencies=[allow(P.SITE_READ)],
+)
 def list_alarms(
     rt: Rt,
     *,
@@ -314,17 +345,25 @@ def list_alarms(
     return [_alarm(a) for a in found]
 
 
-@router.post("/alarms/{alarm_id}/acknowledge")
+@router.post(
+    "/alarms/{alarm_id}/acknowledge",
+    dependencies=[allow(P.ALARM_WRITE)],
+)
 def acknowledge_alarm(rt: Rt, actor: Actor, alarm_id: int) -> AlarmOut:
     return _alarm(alarms.acknowledge(rt, alarm_id, by=actor))
 
 
-@router.post("/alarms/{alarm_id}/close")
+@router.post(
+    "/alarms/{alarm_id}/close",
+    dependencies=[allow(P.ALARM_WRITE)],
+)
 def close_alarm(rt: Rt, actor: Actor, alarm_id: int, body: ProtectionIn) -> AlarmOut:
     return _alarm(alarms.close(rt, alarm_id, by=actor, reason=body.reason))
 
 
-@router.put("/holidays/{day}", status_code=204)
+@router.put(
+    "/holidays/{day}", dependencies=[allow(P.CONTROL_WRITE, everywhere=True)], status_code=204
+)
 def put_holiday(rt: Rt, actor: Actor, day: date, body: HolidayIn) -> None:
     """A day type for cut-off rules, for years the holiday calendar does not know yet."""
     control.set_holiday(rt, day, body.day_type, note=body.note, by=actor)

@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
+from meterpay.auth.model import Permission as P
 from meterpay.billing import fees
 from meterpay.billing.resale import ResaleModel, set_supply, share_supplier_bill
 from meterpay.kernel.money import Money
@@ -19,10 +20,11 @@ from meterpay.tariffs import service as tariffs
 from meterpay.tariffs.components import TariffComponents
 from meterpay.tariffs.fields import field_scope
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Actor, Rt, caller
+from meterpay.web.api.deps import Actor, Rt
 from meterpay.web.api.tariff_routes import quote_out
+from meterpay.web.guard import allow
 
-router = APIRouter(dependencies=[Depends(caller)], tags=["billing"])
+router = APIRouter(tags=["billing"])
 
 
 def _first_of_month(month: date) -> date:
@@ -45,7 +47,7 @@ class FeeRunOut(BaseModel):
     total: str
 
 
-@router.post("/fees/runs", response_model=FeeRunOut)
+@router.post("/fees/runs", dependencies=[allow(P.TARIFF_WRITE)], response_model=FeeRunOut)
 def run_monthly_fees(body: FeeRunIn, rt: Rt, actor: Actor) -> Any:
     """Charge the month's fixed fees (月服务费 …); running it again charges nothing twice."""
     run = fees.charge_monthly_fees(rt, month=body.month, site_id=body.site_id, actor=actor)
@@ -65,7 +67,9 @@ class SupplyIn(s.In):
     catalog_price: s.UnitPrice | None = Field(default=None, description="元 per kWh/m³ paid")
 
 
-@router.put("/sites/{site_id}/supply/{utility}", status_code=204)
+@router.put(
+    "/sites/{site_id}/supply/{utility}", dependencies=[allow(P.TARIFF_WRITE)], status_code=204
+)
 def set_site_supply(site_id: int, utility: Utility, body: SupplyIn, rt: Rt, actor: Actor) -> None:
     """How the site resells this utility (转供电/转供水) and the catalog price it pays."""
     set_supply(
@@ -96,7 +100,9 @@ class ShareOut(BaseModel):
     landlord_keeps: str
 
 
-@router.post("/sites/{site_id}/supplier-bills", response_model=ShareOut)
+@router.post(
+    "/sites/{site_id}/supplier-bills", dependencies=[allow(P.TARIFF_WRITE)], response_model=ShareOut
+)
 def share_bill(site_id: int, body: SupplierBillIn, rt: Rt, actor: Actor) -> Any:
     """Resale model 2: share the supplier's monthly bill by sub-meter consumption."""
     run = share_supplier_bill(
@@ -122,7 +128,11 @@ class AccountQuoteIn(s.In):
     end: AwareDatetime
 
 
-@router.post("/accounts/{account_id}/quote", response_model=s.QuoteOut)
+@router.post(
+    "/accounts/{account_id}/quote",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=s.QuoteOut,
+)
 def quote_account(account_id: int, body: AccountQuoteIn, rt: Rt) -> Any:
     """What the account would have paid for its metered use in [start, end) under a draft."""
     with field_scope("components"):

@@ -8,16 +8,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from meterpay.auth.model import Permission as P
 from meterpay.kernel.money import Money
 from meterpay.ledger import cash
 from meterpay.ledger.cash_model import Issued, PaymentMethod, ShiftReport
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Actor, Rt, caller
+from meterpay.web.api.deps import Actor, Rt
+from meterpay.web.guard import allow
 
-router = APIRouter(prefix="/counter", dependencies=[Depends(caller)], tags=["counter"])
+router = APIRouter(prefix="/counter", tags=["counter"])
 
 
 class PaymentIn(s.In):
@@ -91,7 +93,9 @@ class ShiftOut(BaseModel):
     reversal_lines: list[ShiftReversalOut]
 
 
-@router.post("/payments", status_code=201, response_model=ReceiptOut)
+@router.post(
+    "/payments", dependencies=[allow(P.COUNTER)], status_code=201, response_model=ReceiptOut
+)
 def take_payment(body: PaymentIn, rt: Rt, actor: Actor, response: Response) -> ReceiptOut:
     """Cash or POS money at the counter, with its numbered receipt; the same
     idempotency key again answers 200 with the same receipt and moves nothing."""
@@ -109,19 +113,25 @@ def take_payment(body: PaymentIn, rt: Rt, actor: Actor, response: Response) -> R
     return _receipt(issued)
 
 
-@router.get("/receipts/{receipt_no}", response_model=ReceiptOut)
+@router.get(
+    "/receipts/{receipt_no}",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=ReceiptOut,
+)
 def get_receipt(receipt_no: str, rt: Rt) -> ReceiptOut:
     return _receipt(cash.receipt(rt, receipt_no))
 
 
-@router.post("/receipts/{receipt_no}/reverse", response_model=ReceiptOut)
+@router.post(
+    "/receipts/{receipt_no}/reverse", dependencies=[allow(P.COUNTER)], response_model=ReceiptOut
+)
 def reverse_receipt(receipt_no: str, body: ReversalIn, rt: Rt, actor: Actor) -> ReceiptOut:
     """Undo a receipt by reversing transfers, once, with a reason (409
     ``already_reversed`` the second time); the balance may fall into arrears."""
     return _receipt(cash.reverse(rt, receipt_no=receipt_no, reason=body.reason, by=actor))
 
 
-@router.get("/shift", response_model=ShiftOut)
+@router.get("/shift", dependencies=[allow(P.COUNTER)], response_model=ShiftOut)
 def shift(
     rt: Rt,
     start: datetime,

@@ -8,16 +8,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import Field
 
+from meterpay.auth.model import Permission as P
 from meterpay.metering import link_service as links
 from meterpay.metering import service as metering
 from meterpay.metering.gateways import GatewayStatus, Transport
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Actor, Rt, caller
+from meterpay.web.api.deps import Actor, Rt
+from meterpay.web.guard import allow
 
-router = APIRouter(dependencies=[Depends(caller)], tags=["meter links"])
+router = APIRouter(tags=["meter links"])
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
@@ -66,12 +68,14 @@ def _frames(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     }
 
 
-@router.post("/gateways", status_code=201, response_model=GatewayOut)
+@router.post(
+    "/gateways", dependencies=[allow(P.METER_WRITE)], status_code=201, response_model=GatewayOut
+)
 def create_gateway(body: GatewayIn, rt: Rt, actor: Actor) -> Any:
     return links.create_gateway(rt, **body.model_dump(), actor=actor)
 
 
-@router.get("/gateways", response_model=s.Page[GatewayOut])
+@router.get("/gateways", dependencies=[allow(P.SITE_READ)], response_model=s.Page[GatewayOut])
 def list_gateways(
     rt: Rt, site_id: int | None = None, after_id: int | None = None, limit: Limit = 100
 ) -> Any:
@@ -82,12 +86,14 @@ def list_gateways(
     }
 
 
-@router.get("/gateways/{gateway_id}", response_model=GatewayOut)
+@router.get("/gateways/{gateway_id}", dependencies=[allow(P.SITE_READ)], response_model=GatewayOut)
 def get_gateway(gateway_id: int, rt: Rt) -> Any:
     return links.get_gateway(rt, gateway_id)
 
 
-@router.get("/gateways/{gateway_id}/frames", response_model=FramesOut)
+@router.get(
+    "/gateways/{gateway_id}/frames", dependencies=[allow(P.SITE_READ)], response_model=FramesOut
+)
 def gateway_frames(
     gateway_id: int, rt: Rt, before_id: int | None = None, limit: Limit = 100
 ) -> Any:
@@ -97,7 +103,9 @@ def gateway_frames(
     return _frames(found, limit)
 
 
-@router.get("/meters/{meter_id}/frames", response_model=FramesOut)
+@router.get(
+    "/meters/{meter_id}/frames", dependencies=[allow(P.SITE_READ)], response_model=FramesOut
+)
 def meter_frames(meter_id: int, rt: Rt, before_id: int | None = None, limit: Limit = 100) -> Any:
     """Raw frames to and from one meter, newest first."""
     metering.get_meter(rt, meter_id)

@@ -9,15 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import Field
 
+from meterpay.auth.model import Permission as P
 from meterpay.notify import service as notify
 from meterpay.notify.model import ChannelName, Language, MessageState, Outcome, Topic
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Rt, caller
+from meterpay.web.api.deps import Rt
+from meterpay.web.guard import allow
 
-router = APIRouter(dependencies=[Depends(caller)], tags=["notifications"])
+router = APIRouter(tags=["notifications"])
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
@@ -97,18 +99,28 @@ def _fields(obj: Any, out: type[s.Out]) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in out.model_fields if hasattr(obj, name)}
 
 
-@router.get("/accounts/{account_id}/messages", response_model=list[InboxItemOut])
+@router.get(
+    "/accounts/{account_id}/messages",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=list[InboxItemOut],
+)
 def account_messages(account_id: int, rt: Rt, limit: Limit = 50) -> Any:
     """The account's in-app messages (the owners' portal), newest first."""
     return [_inbox_item(m) for m in notify.inbox(rt, account_id=account_id, limit=limit)]
 
 
-@router.post("/accounts/{account_id}/messages/{message_id}/read", response_model=InboxItemOut)
+@router.post(
+    "/accounts/{account_id}/messages/{message_id}/read",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=InboxItemOut,
+)
 def read_message(account_id: int, message_id: int, rt: Rt) -> Any:
     return _inbox_item(notify.mark_read(rt, account_id=account_id, message_id=message_id))
 
 
-@router.get("/notifications", response_model=s.Page[NotificationOut])
+@router.get(
+    "/notifications", dependencies=[allow(P.SITE_READ)], response_model=s.Page[NotificationOut]
+)
 def list_notifications(
     rt: Rt,
     account_id: int | None = None,
@@ -126,24 +138,41 @@ def list_notifications(
     }
 
 
-@router.get("/notifications/{message_id}/deliveries", response_model=list[DeliveryOut])
+@router.get(
+    "/notifications/{message_id}/deliveries",
+    dependencies=[allow(P.SITE_READ)],
+    response_model=list[DeliveryOut],
+)
 def notification_deliveries(message_id: int, rt: Rt) -> Any:
     """Every attempt at one message: when, outcome, the provider's id or the error."""
     return notify.deliveries(rt, message_id)
 
 
-@router.post("/sites/{site_id}/webhooks", status_code=201, response_model=WebhookCreatedOut)
+@router.post(
+    "/sites/{site_id}/webhooks",
+    dependencies=[allow(P.NOTIFY_WRITE)],
+    status_code=201,
+    response_model=WebhookCreatedOut,
+)
 def create_webhook(site_id: int, body: WebhookIn, rt: Rt) -> Any:
     """A new endpoint; the answer carries its signing secret, this once."""
     return notify.create_webhook(rt, site_id=site_id, **body.model_dump())
 
 
-@router.get("/sites/{site_id}/webhooks", response_model=list[WebhookOut])
+@router.get(
+    "/sites/{site_id}/webhooks",
+    dependencies=[allow(P.NOTIFY_WRITE)],
+    response_model=list[WebhookOut],
+)
 def list_webhooks(site_id: int, rt: Rt) -> Any:
     return notify.webhooks(rt, site_id=site_id)
 
 
-@router.put("/customers/{customer_id}/language", status_code=204)
+@router.put(
+    "/customers/{customer_id}/language",
+    dependencies=[allow(P.SITE_WRITE, owners=True)],
+    status_code=204,
+)
 def set_language(customer_id: int, body: LanguageIn, rt: Rt) -> None:
     """The language (zh-CN or en) the customer's notifications are written in."""
     notify.set_language(rt, customer_id=customer_id, language=body.language)

@@ -11,9 +11,10 @@ import asyncio
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
+from meterpay.auth.model import Permission as P
 from meterpay.kernel.money import Money
 from meterpay.payments import reconcile, refunds, registry
 from meterpay.payments import service as payments
@@ -21,13 +22,15 @@ from meterpay.payments.merchants import CODE, DEFAULT
 from meterpay.payments.model import Order
 from meterpay.payments.provider import BadNotification, Channel, ProviderName
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Actor, Rt, caller
+from meterpay.web.api.deps import Actor, Rt
 from meterpay.web.api.push_routes import Body
+from meterpay.web.guard import allow, public
 
 MerchantCode = Annotated[str, Field(pattern=CODE.pattern, description="a site's own merchant")]
 
-router = APIRouter(dependencies=[Depends(caller)], tags=["payments"])
+router = APIRouter(tags=["payments"])
 notify_router = APIRouter(prefix="/payments/notify", tags=["payments"])
+SIGNED_BY_PROVIDER = public("the provider signs its notifications")
 
 
 class OrderIn(s.In):
@@ -77,7 +80,11 @@ def _out(order: Order) -> OrderOut:
     )
 
 
-@router.post("/accounts/{account_id}/topup-orders", status_code=201)
+@router.post(
+    "/accounts/{account_id}/topup-orders",
+    dependencies=[allow(P.TOPUP, owners=True)],
+    status_code=201,
+)
 async def create_order(
     rt: Rt, actor: Actor, request: Request, account_id: int, body: OrderIn
 ) -> OrderOut:
@@ -95,24 +102,32 @@ async def create_order(
     return _out(order)
 
 
-@router.get("/accounts/{account_id}/topup-orders")
+@router.get(
+    "/accounts/{account_id}/topup-orders",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+)
 def list_orders(rt: Rt, account_id: int) -> list[OrderOut]:
     return [_out(o) for o in payments.orders_of(rt, account_id)]
 
 
-@router.get("/topup-orders/{order_id}")
+@router.get(
+    "/topup-orders/{order_id}",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+)
 def get_order(rt: Rt, order_id: int) -> OrderOut:
     return _out(payments.get_order(rt, order_id))
 
 
-@notify_router.post("/{provider}", include_in_schema=True)
+@notify_router.post("/{provider}", dependencies=[SIGNED_BY_PROVIDER], include_in_schema=True)
 async def notify(rt: Rt, request: Request, provider: ProviderName, body: Body) -> Response:
     """Called by WeChat Pay, Alipay or the sandbox for the default merchant; verified,
     stored, credited exactly once."""
     return await _notified(rt, request, provider, DEFAULT, body)
 
 
-@notify_router.post("/{provider}/{merchant}", include_in_schema=True)
+@notify_router.post(
+    "/{provider}/{merchant}", dependencies=[SIGNED_BY_PROVIDER], include_in_schema=True
+)
 async def notify_merchant(
     rt: Rt, request: Request, provider: ProviderName, merchant: MerchantCode, body: Body
 ) -> Response:
@@ -204,7 +219,9 @@ def _run(found: reconcile.Run) -> RunOut:
     )
 
 
-@router.post("/reconciliations", status_code=201)
+@router.post(
+    "/reconciliations", dependencies=[allow(P.RECONCILE, everywhere=True)], status_code=201
+)
 async def run_reconciliation(rt: Rt, actor: Actor, body: ReconcileIn) -> RunOut:
     """Match a provider's statement for a day to our top-ups, and act on the differences."""
     found = await asyncio.to_thread(
@@ -213,12 +230,18 @@ async def run_reconciliation(rt: Rt, actor: Actor, body: ReconcileIn) -> RunOut:
     return _run(found)
 
 
-@router.get("/reconciliations")
+@router.get(
+    "/reconciliations",
+    dependencies=[allow(P.RECONCILE, everywhere=True)],
+)
 def list_reconciliations(rt: Rt, provider: ProviderName | None = None) -> list[RunOut]:
     return [_run(r) for r in reconcile.runs(rt, provider=provider)]
 
 
-@router.get("/reconciliations/{run_id}")
+@router.get(
+    "/reconciliations/{run_id}",
+    dependencies=[allow(P.RECONCILE, everywhere=True)],
+)
 def get_reconciliation(rt: Rt, run_id: int) -> RunOut:
     return _run(reconcile.get_run(rt, run_id))
 
@@ -259,7 +282,7 @@ def _refund(r: refunds.TopupRefund) -> RefundOut:
     )
 
 
-@router.post("/topup-orders/{order_id}/refunds", status_code=201)
+@router.post("/topup-orders/{order_id}/refunds", dependencies=[allow(P.REFUND)], status_code=201)
 async def refund_order(rt: Rt, actor: Actor, order_id: int, body: RefundIn) -> RefundOut:
     """Refund part or all of a credited online top-up through its provider."""
     done = await asyncio.to_thread(
@@ -274,6 +297,9 @@ async def refund_order(rt: Rt, actor: Actor, order_id: int, body: RefundIn) -> R
     return _refund(done)
 
 
-@router.get("/topup-orders/{order_id}/refunds")
+@router.get(
+    "/topup-orders/{order_id}/refunds",
+    dependencies=[allow(P.SITE_READ)],
+)
 def list_refunds(rt: Rt, order_id: int) -> list[RefundOut]:
     return [_refund(r) for r in refunds.refunds_of(rt, order_id)]

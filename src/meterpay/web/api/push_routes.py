@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import Field
 from starlette.exceptions import HTTPException
 
+from meterpay.auth.model import Permission as P
 from meterpay.kernel.errors import DomainError
 from meterpay.kernel.money import Money
 from meterpay.metering import push_service as push
@@ -33,9 +34,11 @@ from meterpay.metering.push_formats import (
 )
 from meterpay.web.api import schemas as s
 from meterpay.web.api.deps import Actor, Rt, runtime
+from meterpay.web.guard import allow, public
 
 T = TypeVar("T")
 router = APIRouter(prefix="/push", tags=["nb-iot push"])
+SIGNED_BY_PLATFORM = public("the platform signs its pushes with the gateway's token")
 config_router = APIRouter(tags=["nb-iot push"])
 FieldName = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -94,7 +97,7 @@ def _refused(status: int, exc: DomainError) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": error})
 
 
-@router.post("/ctwing/{gateway_code}", response_model=PushOut)
+@router.post("/ctwing/{gateway_code}", dependencies=[SIGNED_BY_PLATFORM], response_model=PushOut)
 def ctwing_push(
     gateway_code: str,
     body: Body,
@@ -110,7 +113,9 @@ def ctwing_push(
     return _out(answer) if isinstance(answer, push.PushOutcome) else answer
 
 
-@router.get("/onenet/{gateway_code}", response_class=PlainTextResponse)
+@router.get(
+    "/onenet/{gateway_code}", dependencies=[SIGNED_BY_PLATFORM], response_class=PlainTextResponse
+)
 def onenet_url_check(gateway_code: str, rt: Rt, msg: str, nonce: str, signature: str) -> Any:
     """OneNET's URL verification: answers ``msg`` itself, as plain text, when it verifies."""
     answer = _answer(
@@ -119,7 +124,7 @@ def onenet_url_check(gateway_code: str, rt: Rt, msg: str, nonce: str, signature:
     return PlainTextResponse(answer) if isinstance(answer, str) else answer
 
 
-@router.post("/onenet/{gateway_code}", response_model=PushOut)
+@router.post("/onenet/{gateway_code}", dependencies=[SIGNED_BY_PLATFORM], response_model=PushOut)
 def onenet_push(gateway_code: str, body: Body, rt: Rt) -> Any:
     """OneNET data push (数据推送), plaintext mode: old NB-IoT suite and OneNET Studio."""
     answer = _answer(lambda: push.receive_onenet(rt, gateway_code, body))
@@ -177,7 +182,11 @@ def _settings_out(found: push.PushSettings) -> PushSettingsOut:
     )
 
 
-@config_router.put("/gateways/{gateway_id}/push", response_model=PushSettingsOut)
+@config_router.put(
+    "/gateways/{gateway_id}/push",
+    dependencies=[allow(P.METER_WRITE)],
+    response_model=PushSettingsOut,
+)
 def set_push_settings(gateway_id: int, body: PushSettingsIn, rt: Rt, actor: Actor) -> Any:
     """Make an ``http`` gateway take one platform product's pushes (replaces earlier ones)."""
     found = push.configure_push(
@@ -192,7 +201,11 @@ def set_push_settings(gateway_id: int, body: PushSettingsIn, rt: Rt, actor: Acto
     return _settings_out(found)
 
 
-@config_router.get("/gateways/{gateway_id}/push", response_model=PushSettingsOut)
+@config_router.get(
+    "/gateways/{gateway_id}/push",
+    dependencies=[allow(P.METER_WRITE)],
+    response_model=PushSettingsOut,
+)
 def get_push_settings(gateway_id: int, rt: Rt) -> Any:
     """A push gateway's settings; the token is never shown again."""
     return _settings_out(push.push_settings(rt, gateway_id))

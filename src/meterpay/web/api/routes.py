@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
+from meterpay.auth.model import Permission as P
 from meterpay.kernel.money import Money
 from meterpay.ledger import service as ledger
 from meterpay.metering import service as metering
@@ -15,9 +16,10 @@ from meterpay.sites import service as sites
 from meterpay.sites.model import Account
 from meterpay.web.api import billing_routes, link_routes, push_routes, tariff_routes
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Actor, Rt, caller
+from meterpay.web.api.deps import Actor, Rt
+from meterpay.web.guard import Caller, allow
 
-router = APIRouter(dependencies=[Depends(caller)])
+router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
@@ -31,32 +33,64 @@ def _page(items: list[Any], out: type[s.Out], limit: int) -> dict[str, Any]:
 # --- places ---------------------------------------------------------------------------------
 
 
-@router.post("/sites", status_code=201, response_model=s.SiteOut, tags=["places"])
+@router.post(
+    "/sites",
+    dependencies=[allow(P.SITE_WRITE, everywhere=True)],
+    status_code=201,
+    response_model=s.SiteOut,
+    tags=["places"],
+)
 def create_site(body: s.SiteIn, rt: Rt, actor: Actor) -> Any:
     return sites.create_site(rt, **body.model_dump(), actor=actor)
 
 
-@router.get("/sites", response_model=s.Page[s.SiteOut], tags=["places"])
-def list_sites(rt: Rt, after_id: int | None = None, limit: Limit = 100) -> Any:
-    return _page(sites.page(rt, "sites", after_id=after_id, limit=limit), s.SiteOut, limit)
+@router.get(
+    "/sites",
+    dependencies=[allow(P.SITE_READ, own_filter=True)],
+    response_model=s.Page[s.SiteOut],
+    tags=["places"],
+)
+def list_sites(rt: Rt, me: Caller, after_id: int | None = None, limit: Limit = 100) -> Any:
+    """The sites the caller works on (every site for an all-sites role or token)."""
+    mine = me.sites_with(P.SITE_READ)
+    found = sites.page(rt, "sites", after_id=after_id, limit=limit, only_ids=mine)
+    return _page(found, s.SiteOut, limit)
 
 
-@router.get("/sites/{site_id}", response_model=s.SiteOut, tags=["places"])
+@router.get(
+    "/sites/{site_id}", dependencies=[allow(P.SITE_READ)], response_model=s.SiteOut, tags=["places"]
+)
 def get_site(site_id: int, rt: Rt) -> Any:
     return sites.get(rt, "sites", site_id)
 
 
-@router.patch("/sites/{site_id}", response_model=s.SiteOut, tags=["places"])
+@router.patch(
+    "/sites/{site_id}",
+    dependencies=[allow(P.SITE_WRITE)],
+    response_model=s.SiteOut,
+    tags=["places"],
+)
 def patch_site(site_id: int, body: s.SitePatch, rt: Rt, actor: Actor) -> Any:
     return sites.update_site(rt, site_id, actor=actor, **body.model_dump(exclude_unset=True))
 
 
-@router.post("/buildings", status_code=201, response_model=s.BuildingOut, tags=["places"])
+@router.post(
+    "/buildings",
+    dependencies=[allow(P.SITE_WRITE)],
+    status_code=201,
+    response_model=s.BuildingOut,
+    tags=["places"],
+)
 def create_building(body: s.BuildingIn, rt: Rt, actor: Actor) -> Any:
     return sites.create_building(rt, **body.model_dump(), actor=actor)
 
 
-@router.get("/buildings", response_model=s.Page[s.BuildingOut], tags=["places"])
+@router.get(
+    "/buildings",
+    dependencies=[allow(P.SITE_READ)],
+    response_model=s.Page[s.BuildingOut],
+    tags=["places"],
+)
 def list_buildings(
     rt: Rt, site_id: int | None = None, after_id: int | None = None, limit: Limit = 100
 ) -> Any:
@@ -64,29 +98,49 @@ def list_buildings(
     return _page(found, s.BuildingOut, limit)
 
 
-@router.get("/buildings/{building_id}", response_model=s.BuildingOut, tags=["places"])
+@router.get(
+    "/buildings/{building_id}",
+    dependencies=[allow(P.SITE_READ)],
+    response_model=s.BuildingOut,
+    tags=["places"],
+)
 def get_building(building_id: int, rt: Rt) -> Any:
     return sites.get(rt, "buildings", building_id)
 
 
-@router.patch("/buildings/{building_id}", response_model=s.BuildingOut, tags=["places"])
+@router.patch(
+    "/buildings/{building_id}",
+    dependencies=[allow(P.SITE_WRITE)],
+    response_model=s.BuildingOut,
+    tags=["places"],
+)
 def patch_building(building_id: int, body: s.BuildingPatch, rt: Rt, actor: Actor) -> Any:
     return sites.update_place(
         rt, "buildings", building_id, actor=actor, **body.model_dump(exclude_unset=True)
     )
 
 
-@router.delete("/buildings/{building_id}", status_code=204, tags=["places"])
+@router.delete(
+    "/buildings/{building_id}", dependencies=[allow(P.SITE_WRITE)], status_code=204, tags=["places"]
+)
 def delete_building(building_id: int, rt: Rt, actor: Actor) -> None:
     sites.delete_place(rt, "buildings", building_id, actor=actor)
 
 
-@router.post("/floors", status_code=201, response_model=s.FloorOut, tags=["places"])
+@router.post(
+    "/floors",
+    dependencies=[allow(P.SITE_WRITE)],
+    status_code=201,
+    response_model=s.FloorOut,
+    tags=["places"],
+)
 def create_floor(body: s.FloorIn, rt: Rt, actor: Actor) -> Any:
     return sites.create_floor(rt, **body.model_dump(), actor=actor)
 
 
-@router.get("/floors", response_model=s.Page[s.FloorOut], tags=["places"])
+@router.get(
+    "/floors", dependencies=[allow(P.SITE_READ)], response_model=s.Page[s.FloorOut], tags=["places"]
+)
 def list_floors(
     rt: Rt, building_id: int | None = None, after_id: int | None = None, limit: Limit = 100
 ) -> Any:
@@ -94,22 +148,37 @@ def list_floors(
     return _page(found, s.FloorOut, limit)
 
 
-@router.get("/floors/{floor_id}", response_model=s.FloorOut, tags=["places"])
+@router.get(
+    "/floors/{floor_id}",
+    dependencies=[allow(P.SITE_READ)],
+    response_model=s.FloorOut,
+    tags=["places"],
+)
 def get_floor(floor_id: int, rt: Rt) -> Any:
     return sites.get(rt, "floors", floor_id)
 
 
-@router.delete("/floors/{floor_id}", status_code=204, tags=["places"])
+@router.delete(
+    "/floors/{floor_id}", dependencies=[allow(P.SITE_WRITE)], status_code=204, tags=["places"]
+)
 def delete_floor(floor_id: int, rt: Rt, actor: Actor) -> None:
     sites.delete_place(rt, "floors", floor_id, actor=actor)
 
 
-@router.post("/units", status_code=201, response_model=s.UnitOut, tags=["places"])
+@router.post(
+    "/units",
+    dependencies=[allow(P.SITE_WRITE)],
+    status_code=201,
+    response_model=s.UnitOut,
+    tags=["places"],
+)
 def create_unit(body: s.UnitIn, rt: Rt, actor: Actor) -> Any:
     return sites.create_unit(rt, **body.model_dump(), actor=actor)
 
 
-@router.get("/units", response_model=s.Page[s.UnitOut], tags=["places"])
+@router.get(
+    "/units", dependencies=[allow(P.SITE_READ)], response_model=s.Page[s.UnitOut], tags=["places"]
+)
 def list_units(
     rt: Rt,
     site_id: int | None = None,
@@ -123,19 +192,28 @@ def list_units(
     return _page(found, s.UnitOut, limit)
 
 
-@router.get("/units/{unit_id}", response_model=s.UnitOut, tags=["places"])
+@router.get(
+    "/units/{unit_id}", dependencies=[allow(P.SITE_READ)], response_model=s.UnitOut, tags=["places"]
+)
 def get_unit(unit_id: int, rt: Rt) -> Any:
     return sites.get(rt, "units", unit_id)
 
 
-@router.patch("/units/{unit_id}", response_model=s.UnitOut, tags=["places"])
+@router.patch(
+    "/units/{unit_id}",
+    dependencies=[allow(P.SITE_WRITE)],
+    response_model=s.UnitOut,
+    tags=["places"],
+)
 def patch_unit(unit_id: int, body: s.UnitPatch, rt: Rt, actor: Actor) -> Any:
     return sites.update_place(
         rt, "units", unit_id, actor=actor, **body.model_dump(exclude_unset=True)
     )
 
 
-@router.delete("/units/{unit_id}", status_code=204, tags=["places"])
+@router.delete(
+    "/units/{unit_id}", dependencies=[allow(P.SITE_WRITE)], status_code=204, tags=["places"]
+)
 def delete_unit(unit_id: int, rt: Rt, actor: Actor) -> None:
     sites.delete_place(rt, "units", unit_id, actor=actor)
 
@@ -143,12 +221,23 @@ def delete_unit(unit_id: int, rt: Rt, actor: Actor) -> None:
 # --- customers and accounts -----------------------------------------------------------------
 
 
-@router.post("/customers", status_code=201, response_model=s.CustomerOut, tags=["accounts"])
+@router.post(
+    "/customers",
+    dependencies=[allow(P.SITE_WRITE)],
+    status_code=201,
+    response_model=s.CustomerOut,
+    tags=["accounts"],
+)
 def create_customer(body: s.CustomerIn, rt: Rt, actor: Actor) -> Any:
     return sites.create_customer(rt, **body.model_dump(), actor=actor)
 
 
-@router.get("/customers", response_model=s.Page[s.CustomerOut], tags=["accounts"])
+@router.get(
+    "/customers",
+    dependencies=[allow(P.SITE_READ)],
+    response_model=s.Page[s.CustomerOut],
+    tags=["accounts"],
+)
 def list_customers(
     rt: Rt,
     site_id: int | None = None,
@@ -162,19 +251,34 @@ def list_customers(
     return _page(found, s.CustomerOut, limit)
 
 
-@router.get("/customers/{customer_id}", response_model=s.CustomerOut, tags=["accounts"])
+@router.get(
+    "/customers/{customer_id}",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=s.CustomerOut,
+    tags=["accounts"],
+)
 def get_customer(customer_id: int, rt: Rt) -> Any:
     return sites.get(rt, "customers", customer_id)
 
 
-@router.patch("/customers/{customer_id}", response_model=s.CustomerOut, tags=["accounts"])
+@router.patch(
+    "/customers/{customer_id}",
+    dependencies=[allow(P.SITE_WRITE)],
+    response_model=s.CustomerOut,
+    tags=["accounts"],
+)
 def patch_customer(customer_id: int, body: s.CustomerPatch, rt: Rt, actor: Actor) -> Any:
     return sites.update_customer(
         rt, customer_id, actor=actor, **body.model_dump(exclude_unset=True)
     )
 
 
-@router.delete("/customers/{customer_id}", status_code=204, tags=["accounts"])
+@router.delete(
+    "/customers/{customer_id}",
+    dependencies=[allow(P.SITE_WRITE)],
+    status_code=204,
+    tags=["accounts"],
+)
 def delete_customer(customer_id: int, rt: Rt, actor: Actor) -> None:
     sites.delete_place(rt, "customers", customer_id, actor=actor)
 
@@ -211,7 +315,13 @@ def _account_out(rt: Rt, account: Account) -> s.AccountOut:
     )
 
 
-@router.post("/accounts", status_code=201, response_model=s.AccountOut, tags=["accounts"])
+@router.post(
+    "/accounts",
+    dependencies=[allow(P.SITE_WRITE)],
+    status_code=201,
+    response_model=s.AccountOut,
+    tags=["accounts"],
+)
 def open_account(body: s.AccountIn, rt: Rt, actor: Actor) -> Any:
     account = sites.open_account(
         rt,
@@ -226,7 +336,12 @@ def open_account(body: s.AccountIn, rt: Rt, actor: Actor) -> Any:
     return _account_out(rt, account)
 
 
-@router.get("/accounts", response_model=s.Page[s.AccountOut], tags=["accounts"])
+@router.get(
+    "/accounts",
+    dependencies=[allow(P.SITE_READ)],
+    response_model=s.Page[s.AccountOut],
+    tags=["accounts"],
+)
 def list_accounts(
     rt: Rt,
     site_id: int | None = None,
@@ -250,12 +365,22 @@ def list_accounts(
     }
 
 
-@router.get("/accounts/{account_id}", response_model=s.AccountOut, tags=["accounts"])
+@router.get(
+    "/accounts/{account_id}",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=s.AccountOut,
+    tags=["accounts"],
+)
 def get_account(account_id: int, rt: Rt) -> Any:
     return _account_out(rt, sites.get(rt, "accounts", account_id))
 
 
-@router.patch("/accounts/{account_id}", response_model=s.AccountOut, tags=["accounts"])
+@router.patch(
+    "/accounts/{account_id}",
+    dependencies=[allow(P.SITE_WRITE)],
+    response_model=s.AccountOut,
+    tags=["accounts"],
+)
 def patch_account(account_id: int, body: s.AccountPatch, rt: Rt, actor: Actor) -> Any:
     changes: dict[str, Any] = {
         k: v
@@ -268,7 +393,12 @@ def patch_account(account_id: int, body: s.AccountPatch, rt: Rt, actor: Actor) -
     return _account_out(rt, account)
 
 
-@router.get("/accounts/{account_id}/ledger", response_model=s.LedgerPage, tags=["money"])
+@router.get(
+    "/accounts/{account_id}/ledger",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=s.LedgerPage,
+    tags=["money"],
+)
 def account_ledger(account_id: int, rt: Rt, before_id: int | None = None, limit: Limit = 50) -> Any:
     """The account's money movements, newest first; page with ``before_id``."""
     account = sites.get(rt, "accounts", account_id)
@@ -290,7 +420,12 @@ def account_ledger(account_id: int, rt: Rt, before_id: int | None = None, limit:
     return {"items": items, "next_before_id": records[-1].id if len(records) == limit else None}
 
 
-@router.post("/accounts/{account_id}/top-ups", response_model=s.TopUpOut, tags=["money"])
+@router.post(
+    "/accounts/{account_id}/top-ups",
+    dependencies=[allow(P.COUNTER)],
+    response_model=s.TopUpOut,
+    tags=["money"],
+)
 def cash_top_up(account_id: int, body: s.TopUpIn, rt: Rt, actor: Actor) -> Any:
     """Cash or POS top-up at the counter; repeating the same idempotency key is harmless."""
     result = ledger.cash_top_up(
@@ -320,12 +455,20 @@ router.include_router(push_routes.config_router)  # platforms' own endpoints: we
 # --- meters and readings --------------------------------------------------------------------
 
 
-@router.post("/meters", status_code=201, response_model=s.MeterOut, tags=["meters"])
+@router.post(
+    "/meters",
+    dependencies=[allow(P.METER_WRITE)],
+    status_code=201,
+    response_model=s.MeterOut,
+    tags=["meters"],
+)
 def register_meter(body: s.MeterIn, rt: Rt, actor: Actor) -> Any:
     return metering.register_meter(rt, **body.model_dump(), actor=actor)
 
 
-@router.get("/meters", response_model=s.Page[s.MeterOut], tags=["meters"])
+@router.get(
+    "/meters", dependencies=[allow(P.SITE_READ)], response_model=s.Page[s.MeterOut], tags=["meters"]
+)
 def list_meters(
     rt: Rt,
     site_id: int | None = None,
@@ -340,12 +483,22 @@ def list_meters(
     return _page(found, s.MeterOut, limit)
 
 
-@router.get("/meters/{meter_id}", response_model=s.MeterOut, tags=["meters"])
+@router.get(
+    "/meters/{meter_id}",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=s.MeterOut,
+    tags=["meters"],
+)
 def get_meter(meter_id: int, rt: Rt) -> Any:
     return metering.get_meter(rt, meter_id)
 
 
-@router.patch("/meters/{meter_id}", response_model=s.MeterOut, tags=["meters"])
+@router.patch(
+    "/meters/{meter_id}",
+    dependencies=[allow(P.METER_WRITE)],
+    response_model=s.MeterOut,
+    tags=["meters"],
+)
 def patch_meter(meter_id: int, body: s.MeterPatch, rt: Rt, actor: Actor) -> Any:
     changes = body.model_dump(exclude_unset=True)
     reason = changes.pop("reason", "")
@@ -353,14 +506,23 @@ def patch_meter(meter_id: int, body: s.MeterPatch, rt: Rt, actor: Actor) -> Any:
 
 
 @router.post(
-    "/meters/{meter_id}/replace", status_code=201, response_model=s.MeterOut, tags=["meters"]
+    "/meters/{meter_id}/replace",
+    dependencies=[allow(P.METER_WRITE)],
+    status_code=201,
+    response_model=s.MeterOut,
+    tags=["meters"],
 )
 def replace_meter(meter_id: int, body: s.MeterReplaceIn, rt: Rt, actor: Actor) -> Any:
     """换表: final reading of the old meter, initial reading of the new one."""
     return metering.replace_meter(rt, meter_id, **body.model_dump(), actor=actor)
 
 
-@router.post("/readings", response_model=s.ReadingsOut, tags=["meters"])
+@router.post(
+    "/readings",
+    dependencies=[allow(P.READING_WRITE)],
+    response_model=s.ReadingsOut,
+    tags=["meters"],
+)
 def post_readings(body: s.ReadingsIn, rt: Rt, actor: Actor) -> Any:
     """A batch of cumulative readings (HTTP-push gateways, manual entry).
 

@@ -7,16 +7,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from meterpay.auth.model import Permission as P
 from meterpay.ledger import settlement as service
 from meterpay.ledger.settlement_model import Payout, Settlement
 from meterpay.metering.meters import ReadingIn, ReadingSource
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Actor, Rt, caller
+from meterpay.web.api.deps import Actor, Rt
+from meterpay.web.guard import allow
 
-router = APIRouter(dependencies=[Depends(caller)], tags=["move-out"])
+router = APIRouter(tags=["move-out"])
 
 
 class FinalReadingIn(s.In):
@@ -83,7 +85,12 @@ class SettlementOut(BaseModel):
     print_url: str
 
 
-@router.post("/accounts/{account_id}/move-out", status_code=201, response_model=SettlementOut)
+@router.post(
+    "/accounts/{account_id}/move-out",
+    dependencies=[allow(P.REFUND)],
+    status_code=201,
+    response_model=SettlementOut,
+)
 def move_out(
     account_id: int, body: MoveOutIn, rt: Rt, actor: Actor, response: Response
 ) -> SettlementOut:
@@ -109,12 +116,20 @@ def move_out(
     return _out(settled)
 
 
-@router.get("/settlements/{settlement_id}", response_model=SettlementOut)
+@router.get(
+    "/settlements/{settlement_id}",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=SettlementOut,
+)
 def get_settlement(settlement_id: int, rt: Rt) -> SettlementOut:
     return _out(service.get_settlement(rt, settlement_id))
 
 
-@router.get("/accounts/{account_id}/settlements", response_model=list[SettlementOut])
+@router.get(
+    "/accounts/{account_id}/settlements",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_model=list[SettlementOut],
+)
 def account_settlements(account_id: int, rt: Rt) -> list[SettlementOut]:
     """The settlement that closed the account and those that handed over to it."""
     return [_out(found) for found in service.settlements_of(rt, account_id)]

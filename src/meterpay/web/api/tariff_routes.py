@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
+from meterpay.auth.model import Permission as P
 from meterpay.kernel.money import FEN_QUANTUM
 from meterpay.tariffs import service as tariffs
 from meterpay.tariffs.components import TariffComponents, topup_fee_warnings
@@ -25,13 +26,16 @@ from meterpay.tariffs.model import Tariff
 from meterpay.tariffs.resale import resale_warnings
 from meterpay.tariffs.rules import Quote, TierState, Usage
 from meterpay.web.api import schemas as s
-from meterpay.web.api.deps import Actor, Rt, caller
+from meterpay.web.api.deps import Actor, Rt
+from meterpay.web.guard import allow
 
-router = APIRouter(dependencies=[Depends(caller)], tags=["tariffs"])
+router = APIRouter(tags=["tariffs"])
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
-@router.post("/tariffs", status_code=201, response_model=s.TariffOut)
+@router.post(
+    "/tariffs", dependencies=[allow(P.TARIFF_WRITE)], status_code=201, response_model=s.TariffOut
+)
 def create_tariff(body: s.TariffIn, rt: Rt, actor: Actor) -> Any:
     components = _components(body)
     tariff = tariffs.create_tariff(
@@ -47,7 +51,7 @@ def create_tariff(body: s.TariffIn, rt: Rt, actor: Actor) -> Any:
     return _tariff_out(tariff, _warnings(components, body.catalog_price))
 
 
-@router.get("/tariffs", response_model=s.Page[s.TariffOut])
+@router.get("/tariffs", dependencies=[allow(P.SITE_READ)], response_model=s.Page[s.TariffOut])
 def list_tariffs(
     rt: Rt, site_id: int | None = None, after_id: int | None = None, limit: Limit = 100
 ) -> Any:
@@ -58,12 +62,17 @@ def list_tariffs(
     }
 
 
-@router.get("/tariffs/{tariff_id}", response_model=s.TariffOut)
+@router.get("/tariffs/{tariff_id}", dependencies=[allow(P.SITE_READ)], response_model=s.TariffOut)
 def get_tariff(tariff_id: int, rt: Rt) -> Any:
     return _tariff_out(tariffs.get_tariff(rt, tariff_id))
 
 
-@router.post("/tariffs/{tariff_id}/versions", status_code=201, response_model=s.TariffOut)
+@router.post(
+    "/tariffs/{tariff_id}/versions",
+    dependencies=[allow(P.TARIFF_WRITE)],
+    status_code=201,
+    response_model=s.TariffOut,
+)
 def add_tariff_version(tariff_id: int, body: s.TariffVersionIn, rt: Rt, actor: Actor) -> Any:
     """New prices from ``effective_from`` on; consumption before it keeps its old price."""
     components = _components(body)
@@ -78,7 +87,11 @@ def add_tariff_version(tariff_id: int, body: s.TariffVersionIn, rt: Rt, actor: A
     return _tariff_out(tariff, _warnings(components, body.catalog_price))
 
 
-@router.put("/tariffs/{tariff_id}/versions/{version_id}", response_model=s.TariffOut)
+@router.put(
+    "/tariffs/{tariff_id}/versions/{version_id}",
+    dependencies=[allow(P.TARIFF_WRITE)],
+    response_model=s.TariffOut,
+)
 def revise_tariff_version(
     tariff_id: int, version_id: int, body: s.TariffRevisionIn, rt: Rt, actor: Actor
 ) -> Any:
@@ -90,7 +103,9 @@ def revise_tariff_version(
     return _tariff_out(tariff, _warnings(components, body.catalog_price))
 
 
-@router.post("/tariffs/{tariff_id}/quote", response_model=s.QuoteOut)
+@router.post(
+    "/tariffs/{tariff_id}/quote", dependencies=[allow(P.SITE_READ)], response_model=s.QuoteOut
+)
 def quote_tariff(tariff_id: int, body: s.QuoteIn, rt: Rt) -> Any:
     """Price a consumption profile with the versions in force; touches no account."""
     profile = [

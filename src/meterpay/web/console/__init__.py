@@ -11,7 +11,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from meterpay.web.console import counter_pages, routes
+from meterpay.web.console import (
+    admin_pages,
+    control_pages,
+    counter_pages,
+    dashboard_pages,
+    import_pages,
+    place_pages,
+    routes,
+    tariff_pages,
+    ticket_pages,
+)
 from meterpay.web.console.templating import console_templates
 
 STATIC_PATH = "/console/static"
@@ -19,8 +29,18 @@ STATIC_PATH = "/console/static"
 
 def mount(app: FastAPI) -> None:
     app.state.console_templates = console_templates(static=STATIC_PATH)
-    app.include_router(routes.router)
-    app.include_router(counter_pages.router)
+    for module in (
+        dashboard_pages,
+        place_pages,
+        routes,
+        counter_pages,
+        ticket_pages,
+        tariff_pages,
+        control_pages,
+        import_pages,
+        admin_pages,
+    ):
+        app.include_router(module.router)
     app.mount(
         STATIC_PATH,
         StaticFiles(packages=[("meterpay.web.console", "static")]),

@@ -16,10 +16,11 @@ from decimal import InvalidOperation
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.responses import Response
 
+from meterpay.auth.model import Permission as P
 from meterpay.kernel.errors import DomainError, InvalidInput
 from meterpay.kernel.money import InvalidAmount, Money
 from meterpay.ledger import cash
@@ -27,13 +28,12 @@ from meterpay.ledger.cash_model import PaymentMethod
 from meterpay.payments import service as payments
 from meterpay.payments.provider import Channel, ProviderName
 from meterpay.sites.search import find_accounts
-from meterpay.web.api.deps import Rt, caller
+from meterpay.web.api.deps import Actor, Rt
 from meterpay.web.console.labels import Lang, Words
 from meterpay.web.console.templating import render
+from meterpay.web.guard import Caller, allow
 
-router = APIRouter(prefix="/console", dependencies=[Depends(caller)], include_in_schema=False)
-CASHIER = "counter"
-"""Who takes the money until the console has its own sign-in (a later issue)."""
+router = APIRouter(prefix="/console", include_in_schema=False)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -49,7 +49,14 @@ def _amount(text: str) -> Money:
 
 
 def _page(
-    request: Request, rt: Rt, q: str, lang: str | None, *, problem: str = "", status: int = 200
+    request: Request,
+    rt: Rt,
+    q: str,
+    lang: str | None,
+    *,
+    sites: frozenset[int] | None,
+    problem: str = "",
+    status: int = 200,
 ) -> Response:
     language = Lang.of(lang)
     response = render(
@@ -59,7 +66,7 @@ def _page(
             "w": Words(language),
             "lang": language,
             "q": q,
-            "found": find_accounts(rt, q) if q else [],
+            "found": find_accounts(rt, q, site_ids=sites) if q else [],
             "key": uuid.uuid4().hex,
             "problem": problem,
             "sandbox": ProviderName.SANDBOX in rt.payments,
@@ -69,19 +76,23 @@ def _page(
     return response
 
 
-@router.get("/counter", response_class=HTMLResponse)
+@router.get(
+    "/counter", dependencies=[allow(P.COUNTER, own_filter=True)], response_class=HTMLResponse
+)
 def counter_page(
     request: Request,
     rt: Rt,
+    me: Caller,
     q: Annotated[str, Query(max_length=64)] = "",
     lang: str | None = None,
 ) -> Response:
-    """收费台: find the account by number, unit or phone; take the money."""
-    return _page(request, rt, q, lang)
+    """收费台: find the account by number, unit or phone (on the cashier's sites); take
+    the money."""
+    return _page(request, rt, q, lang, sites=me.sites_with(P.COUNTER))
 
 
-@router.post("/counter", response_class=HTMLResponse)
-async def take_payment(request: Request, rt: Rt) -> Response:
+@router.post("/counter", dependencies=[allow(P.COUNTER)], response_class=HTMLResponse)
+async def take_payment(request: Request, rt: Rt, actor: Actor, me: Caller) -> Response:
     form = await _form(request)
     try:
         issued = await asyncio.to_thread(
@@ -91,16 +102,24 @@ async def take_payment(request: Request, rt: Rt) -> Response:
             amount=_amount(form.get("amount", "")),
             method=PaymentMethod(form.get("method", "cash")),
             idempotency_key=form.get("key", ""),
-            cashier=CASHIER,
+            cashier=actor,
             note=form.get("note", "")[:200],
         )
     except (DomainError, ValueError) as exc:
-        return _page(request, rt, form.get("q", ""), form.get("lang"), problem=str(exc), status=422)
+        return _page(
+            request,
+            rt,
+            form.get("q", ""),
+            form.get("lang"),
+            sites=me.sites_with(P.COUNTER),
+            problem=str(exc),
+            status=422,
+        )
     return RedirectResponse(f"/console/receipts/{issued.receipt.receipt_no}", status_code=303)
 
 
-@router.post("/topup", response_class=HTMLResponse)
-async def online_top_up(request: Request, rt: Rt) -> Response:
+@router.post("/topup", dependencies=[allow(P.TOPUP)], response_class=HTMLResponse)
+async def online_top_up(request: Request, rt: Rt, actor: Actor, me: Caller) -> Response:
     """The owner's online top-up (the demo's sandbox): an order, then its pay page."""
     form = await _form(request)
     try:
@@ -111,8 +130,16 @@ async def online_top_up(request: Request, rt: Rt) -> Response:
             amount=_amount(form.get("amount", "")),
             provider=ProviderName.SANDBOX,
             channel=Channel.NATIVE,
-            requested_by="owner",
+            requested_by=actor,
         )
     except (DomainError, ValueError) as exc:
-        return _page(request, rt, form.get("q", ""), form.get("lang"), problem=str(exc), status=422)
+        return _page(
+            request,
+            rt,
+            form.get("q", ""),
+            form.get("lang"),
+            sites=me.sites_with(P.COUNTER),
+            problem=str(exc),
+            status=422,
+        )
     return RedirectResponse(order.pay_url or "/console/counter", status_code=303)

@@ -15,6 +15,8 @@ from typing import Final
 
 from markupsafe import Markup
 
+from meterpay.web.console import words_admin, words_pages, words_tickets
+
 
 class Lang(StrEnum):
     ZH_CN = "zh-CN"
@@ -25,7 +27,46 @@ class Lang(StrEnum):
         return cls.EN if value and value.lower().startswith("en") else cls.ZH_CN
 
 
-WORDS: Final[dict[str, tuple[str, str]]] = {
+_WORDS: Final[dict[str, tuple[str, str]]] = {
+    # the navigation
+    "page.dashboard": ("仪表盘", "Dashboard"),
+    "page.sites": ("项目与房间", "Sites"),
+    "page.tickets": ("报修工单", "Work orders"),
+    "page.tariffs": ("电价水价", "Tariffs"),
+    "page.control": ("拉闸合闸", "Supply control"),
+    "page.import": ("批量导入", "Import"),
+    "page.users": ("用户与角色", "Users"),
+    "page.audit": ("审计日志", "Audit log"),
+    # signing in
+    "sign_in": ("登录", "Sign in"),
+    "sign_out": ("退出", "Sign out"),
+    "two_factor": ("两步验证", "Two-step sign-in"),
+    "sign_in.title": ("登录运营控制台", "Sign in to the console"),
+    "sign_in.username": ("用户名", "User name"),
+    "sign_in.password": ("密码", "Password"),
+    "sign_in.totp": ("动态验证码（6 位）", "Authenticator code (6 digits)"),
+    "sign_in.owner_title": ("业主登录", "Owners' sign-in"),
+    "sign_in.phone": ("手机号", "Mobile number"),
+    "sign_in.code": ("短信验证码", "SMS code"),
+    "sign_in.send_code": ("获取验证码", "Send me a code"),
+    "sign_in.code_sent": (
+        "验证码已发送，5 分钟内有效。",
+        "A code was sent; it is valid for 5 minutes.",
+    ),
+    "sign_in.demo_code": ("演示环境：验证码为", "Demo: the code is"),
+    "sign_in.with_password": ("用密码登录", "Sign in with a password"),
+    "sign_in.staff_link": ("物业人员登录", "Staff sign-in"),
+    "sign_in.owner_link": ("业主登录", "Owners' sign-in"),
+    "password.title": ("修改密码", "Change password"),
+    "password.must_change": ("请先设置新密码再继续。", "Choose a new password before you go on."),
+    "password.old": ("当前密码", "Current password"),
+    "password.new": ("新密码（至少 10 位）", "New password (10 characters or more)"),
+    "password.again": ("再次输入新密码", "New password again"),
+    "password.save": ("保存", "Save"),
+    "password.mismatch": ("两次输入的新密码不一致。", "The two new passwords differ."),
+    "error.403": ("没有权限", "Not allowed"),
+    "error.404": ("找不到", "Not found"),
+    "error.back": ("返回首页", "Back to the start"),
     # the page
     "console": ("运营控制台", "Operators' console"),
     "page.supply": ("供应状态", "Supply"),
@@ -136,6 +177,7 @@ WORDS: Final[dict[str, tuple[str, str]]] = {
     "topic.cut_off": ("已停供", "cut off"),
     "topic.restored": ("已恢复供应", "restored"),
     "topic.top_up_receipt": ("充值到账", "top-up receipt"),
+    "topic.sign_in_code": ("登录验证码", "sign-in code"),
     "channel.in_app": ("站内信", "in-app"),
     "channel.sms": ("短信", "SMS"),
     "channel.email": ("邮件", "email"),
@@ -238,6 +280,15 @@ WORDS: Final[dict[str, tuple[str, str]]] = {
     "settlement.sign_next": ("下一住户签字", "Next occupant"),
     "settlement.sign_operator": ("经办人签字", "Operator"),
 }
+
+
+WORDS: Final[dict[str, tuple[str, str]]] = {
+    **_WORDS,
+    **words_pages.WORDS,
+    **words_admin.WORDS,
+    **words_tickets.WORDS,
+}
+"""Every label; the pages' and the administration pages' words live in their own modules."""
 
 
 @dataclass(frozen=True, slots=True)

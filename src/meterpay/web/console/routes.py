@@ -9,33 +9,38 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
+from meterpay.auth.model import Permission as P
 from meterpay.control import overview
 from meterpay.control.model import SupplyState
 from meterpay.kernel.errors import InvalidInput
 from meterpay.kernel.money_words import capital_yuan
 from meterpay.ledger import cash, settlement
 from meterpay.ledger.cash_model import PaymentMethod
-from meterpay.web.api.deps import Rt, caller
+from meterpay.web.api.deps import Rt
 from meterpay.web.console.formats import SiteClock
 from meterpay.web.console.labels import Lang, Words
 from meterpay.web.console.printing import FullClock, Paper
 from meterpay.web.console.templating import render
+from meterpay.web.guard import Caller, allow
 
-router = APIRouter(prefix="/console", dependencies=[Depends(caller)], include_in_schema=False)
+router = APIRouter(prefix="/console", include_in_schema=False)
 
 PAGE_SIZE: Final = 50
 COUNTED: Final = tuple(SupplyState)
 """The state cards in the order an account moves through them (the enum's order)."""
 
 
-@router.get("/supply", response_class=HTMLResponse)
+@router.get(
+    "/supply", dependencies=[allow(P.SITE_READ, own_filter=True)], response_class=HTMLResponse
+)
 def supply_page(
     request: Request,
     rt: Rt,
+    me: Caller,
     *,
     site_id: int | None = None,
     state: SupplyState | None = None,
@@ -45,7 +50,12 @@ def supply_page(
     """供应状态: accounts by supply state, the ones that need attention, and the latest
     events, commands, owners' messages and alarms of one site."""
     found = overview.supply_overview(
-        rt, site_id, state=state, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        rt,
+        site_id,
+        state=state,
+        offset=(page - 1) * PAGE_SIZE,
+        limit=PAGE_SIZE,
+        visible=me.sites_with(P.SITE_READ),
     )
     language = Lang.of(lang)
     clock = SiteClock.of(found.site.timezone, found.at, language) if found else None
@@ -67,7 +77,11 @@ def supply_page(
 # --- the cash counter: printable receipts and shift reports (meterpay.ledger.cash) ---------
 
 
-@router.get("/receipts/{receipt_no}", response_class=HTMLResponse)
+@router.get(
+    "/receipts/{receipt_no}",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_class=HTMLResponse,
+)
 def receipt_page(
     request: Request,
     rt: Rt,
@@ -93,10 +107,13 @@ def receipt_page(
     )
 
 
-@router.get("/cashier/shift", response_class=HTMLResponse)
+@router.get(
+    "/cashier/shift", dependencies=[allow(P.COUNTER, own_filter=True)], response_class=HTMLResponse
+)
 def shift_page(
     request: Request,
     rt: Rt,
+    me: Caller,
     *,
     cashier: Annotated[str | None, Query(max_length=120)] = None,
     date: Annotated[str | None, Query(max_length=10)] = None,
@@ -106,6 +123,9 @@ def shift_page(
 ) -> Response:
     """收款员交班报表: a cashier's (or everyone's) day at the counter on the site's calendar,
     totals per method with the reversals, printable."""
+    mine = me.sites_with(P.COUNTER)
+    if site_id is None and mine is not None:  # a cashier of some sites: their first
+        site_id = min(mine, default=None)
     day = cash.day_report(
         rt, site_id=site_id, day=_day(date), cashier=(cashier or "").strip() or None
     )
@@ -141,7 +161,11 @@ def _day(value: str | None) -> dt.date | None:
 # --- move-out settlements (meterpay.ledger.settlement): the printable settlement ----------
 
 
-@router.get("/settlements/{settlement_id}", response_class=HTMLResponse)
+@router.get(
+    "/settlements/{settlement_id}",
+    dependencies=[allow(P.SITE_READ, owners=True)],
+    response_class=HTMLResponse,
+)
 def settlement_page(
     request: Request,
     rt: Rt,

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from meterpay.web.console.formats import iso, yuan
 from meterpay.web.console.labels import cause_key
+from meterpay.web.console.navigation import nav_for
 
 
 def console_templates(*, static: str) -> Jinja2Templates:
@@ -29,14 +30,19 @@ def console_templates(*, static: str) -> Jinja2Templates:
     env.filters["iso"] = iso
     env.globals["cause_key"] = cause_key
     env.globals["here"] = here
+    env.globals["nav_for"] = nav_for
     env.globals["static"] = static
     env.globals["version"] = version("meterpay")  # the static files' cache key
     return Jinja2Templates(env=env)
 
 
 def render(request: Request, name: str, context: dict[str, Any]) -> Response:
+    """A page; it knows who is signed in (``me``) and the session's CSRF token (``csrf``),
+    which every form that changes something carries."""
     templates: Jinja2Templates = request.app.state.console_templates
-    return templates.TemplateResponse(request, name, context, headers={"Cache-Control": "no-store"})
+    me = getattr(request.state, "principal", None)
+    found = {"me": me, "csrf": me.csrf_token if me is not None else ""} | context
+    return templates.TemplateResponse(request, name, found, headers={"Cache-Control": "no-store"})
 
 
 def here(request: Request, **changes: Any) -> str:

@@ -1,11 +1,13 @@
-// The console's only script: keep a page current without a reload (the scroll position
-// stays), and submit the site picker when it changes. Without JavaScript a
-// <meta refresh> in <noscript> reloads instead. (htmx takes this over later.)
+// The console's own script: keep a page that asks for it (an element with data-refresh in
+// its <main>) current without a reload (the scroll position stays), and submit the site
+// picker when it changes. Pages with forms never refresh themselves: what is being typed
+// stays. Without JavaScript a <meta refresh> in <noscript> reloads instead.
 (function () {
   "use strict";
   var EVERY_MS = 5000;
 
   function refresh() {
+    if (!document.querySelector("main [data-refresh]")) return;
     if (document.hidden || String(window.getSelection()) !== "") return;
     fetch(window.location.href, { headers: { Accept: "text/html" }, cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : null; })

@@ -1,0 +1,1 @@
+"""Read models and exports: what the console, the portal and reports show."""

@@ -1,0 +1,164 @@
+"""Work orders (报修) end to end: an owner files a request with photos from the portal,
+refused files store nothing, staff of the site see the photos and move the ticket along
+(each move audited and shown to the owner), staff of another site find nothing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from meterpay.audit.service import AuditQuery, search
+from meterpay.auth.model import Role
+from meterpay.runtime import Runtime
+from meterpay.tickets import service as tickets
+from meterpay.tickets.model import MAX_PHOTO_BYTES, TicketState
+from tests.integration.builders import Home, a_home
+from tests.integration.portal_people import owner_browser, owner_of, staff_browser
+
+PHONE = "13900002222"
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x11" * 200
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x22" * 200
+
+
+def _home_with_owner(rt: Runtime, code: str = "HOME", phone: str = PHONE) -> Home:
+    home = a_home(rt, code=code)
+    owner_of(rt, home.account.id, home.site.id, phone)
+    return home
+
+
+def _form(client: object, path: str) -> dict[str, str]:
+    page = client.get(path)  # type: ignore[attr-defined]
+    assert page.status_code == 200, page.text
+    key = re.search(r'name="key" value="([^"]+)"', page.text)
+    assert key
+    return {"key": key.group(1), "csrf_token": client.headers["X-CSRF-Token"]}  # type: ignore[attr-defined]
+
+
+def test_an_owner_files_a_repair_request_with_photos_and_staff_of_the_site_see_them(
+    rt: Runtime,
+) -> None:
+    home = _home_with_owner(rt)
+    path = f"/portal/accounts/{home.account.id}/tickets"
+    with owner_browser(rt, PHONE) as phone:
+        fields = _form(phone, path) | {"description": "厨房插座没电"}
+        files = [("photos", ("a.jpg", JPEG, "image/jpeg")), ("photos", ("b.png", PNG, "image/png"))]
+        sent = phone.post(path, data=fields, files=files, follow_redirects=False)
+        assert sent.status_code == 303, sent.text
+        again = phone.post(path, data=fields, files=files, follow_redirects=False)
+        assert again.status_code == 303  # the same form twice: one ticket
+        (ticket,) = tickets.tickets_of_account(rt, home.account.id)
+        assert ticket.photo_count == 2 and ticket.state is TicketState.OPEN
+        listed = phone.get(path + "?sent=1")
+        assert "厨房插座没电" in listed.text and "报修已提交" in listed.text
+        shown = phone.get(f"/portal/tickets/{ticket.id}")
+        assert shown.status_code == 200 and "待受理" in shown.text
+        photo = phone.get(f"/api/v1/tickets/{ticket.id}/photos/1")
+        assert photo.content == JPEG and photo.headers["content-type"] == "image/jpeg"
+    with staff_browser(rt, "tech", Role.TECHNICIAN, home.site.id) as staff:
+        page = staff.get(f"/console/tickets?site_id={home.site.id}")
+        assert page.status_code == 200 and f"#{ticket.id}" in page.text
+        detail = staff.get(f"/console/tickets/{ticket.id}")
+        assert f"/api/v1/tickets/{ticket.id}/photos/2" in detail.text
+        assert staff.get(f"/api/v1/tickets/{ticket.id}/photos/2").content == PNG
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ([("photos", ("x.jpg", b"GIF89a" + b"\x00" * 50, "image/jpeg"))], "JPEG, PNG or WebP"),
+        ([("photos", ("big.jpg", JPEG + b"\x00" * MAX_PHOTO_BYTES, "image/jpeg"))], "5 MB"),
+        ([("photos", (f"{n}.png", PNG, "image/png")) for n in range(4)], "at most 3 photos"),
+    ],
+)
+def test_a_file_that_is_not_an_accepted_photo_is_refused_and_nothing_is_stored(
+    rt: Runtime, files: list[tuple[str, tuple[str, bytes, str]]], problem: str
+) -> None:
+    home = _home_with_owner(rt)
+    path = f"/portal/accounts/{home.account.id}/tickets"
+    with owner_browser(rt, PHONE) as phone:
+        fields = _form(phone, path) | {"description": "水表漏水"}
+        refused = phone.post(path, data=fields, files=files)
+        assert refused.status_code == 422
+        assert problem in refused.text and "水表漏水" in refused.text  # the words are kept
+    assert tickets.tickets_of_account(rt, home.account.id) == []
+
+
+def test_staff_of_another_site_and_another_owner_find_no_ticket(rt: Runtime) -> None:
+    home = _home_with_owner(rt)
+    east = _home_with_owner(rt, code="EAST", phone="13900003333")
+    filed = tickets.file_ticket(
+        rt, account_id=home.account.id, description="门口灯不亮", photos=[PNG], by="owner:1"
+    )
+    with staff_browser(rt, "east-tech", Role.TECHNICIAN, east.site.id) as staff:
+        for path in (
+            f"/console/tickets/{filed.id}",
+            f"/api/v1/tickets/{filed.id}",
+            f"/api/v1/tickets/{filed.id}/photos/1",
+        ):
+            assert staff.get(path).status_code == 404, path
+        moved = staff.post(
+            f"/api/v1/tickets/{filed.id}/moves", json={"to": "assigned", "note": "x"}
+        )
+        assert moved.status_code == 404
+    with owner_browser(rt, "13900003333") as other:
+        assert other.get(f"/portal/tickets/{filed.id}").status_code == 404
+        assert other.get(f"/api/v1/tickets/{filed.id}/photos/1").status_code == 404
+        assert other.get(f"/portal/accounts/{home.account.id}/tickets").status_code == 404
+    assert tickets.ticket_view(rt, filed.id).ticket.state is TicketState.OPEN
+
+
+def test_each_move_is_audited_and_the_owner_reads_the_notes(rt: Runtime) -> None:
+    home = _home_with_owner(rt)
+    filed = tickets.file_ticket(
+        rt, account_id=home.account.id, description="空调插座跳闸", by="owner:1"
+    )
+    with staff_browser(rt, "tech", Role.TECHNICIAN, home.site.id) as staff:
+        for to, note in (
+            ("assigned", "明早上门"),
+            ("in_progress", "已到现场"),
+            ("done", "已更换插座"),
+        ):
+            done = staff.post(
+                f"/console/tickets/{filed.id}/moves",
+                data={"to": to, "note": note, "csrf_token": staff.headers["X-CSRF-Token"]},
+                follow_redirects=False,
+            )
+            assert done.status_code == 303, done.text
+        illegal = staff.post(f"/api/v1/tickets/{filed.id}/moves", json={"to": "in_progress"})
+        assert illegal.status_code == 409
+        assert illegal.json()["error"]["code"] == "illegal_ticket_move"
+    with staff_browser(rt, "cashier", Role.CASHIER, home.site.id) as cashier:
+        refused = cashier.post(f"/api/v1/tickets/{filed.id}/moves", json={"to": "cancelled"})
+        assert refused.status_code == 403  # seeing is not working on it
+    entries = search(
+        rt, AuditQuery(object_type="ticket", object_id=str(filed.id)), visible_sites=None
+    )
+    assert [e.action for e in entries][::-1] == [
+        "ticket.filed",
+        "ticket.assigned",
+        "ticket.in_progress",
+        "ticket.done",
+    ]
+    assert {e.actor for e in entries[:3]} == {"user:tech"}
+    view = tickets.ticket_view(rt, filed.id)
+    assert view.ticket.assignee == "user:tech" and view.ticket.closed_at is not None
+    with owner_browser(rt, PHONE) as phone:
+        page = phone.get(f"/portal/tickets/{filed.id}")
+        assert "已完成" in page.text and "已更换插座" in page.text and "明早上门" in page.text
+
+
+def test_the_api_files_a_ticket_as_multipart_and_lists_it_for_the_owner(rt: Runtime) -> None:
+    home = _home_with_owner(rt)
+    with owner_browser(rt, PHONE) as phone:
+        made = phone.post(
+            f"/api/v1/accounts/{home.account.id}/tickets",
+            data={"description": "楼道水管滴水", "key": "k-1"},
+            files=[("photos", ("p.png", PNG, "image/png"))],
+        )
+        assert made.status_code == 201, made.text
+        body = made.json()
+        assert body["photos"] == [f"/api/v1/tickets/{body['id']}/photos/1"]
+        listed = phone.get(f"/api/v1/accounts/{home.account.id}/tickets").json()
+        assert [t["id"] for t in listed["items"]] == [body["id"]]
+        assert phone.get("/api/v1/tickets").status_code == 403  # the staff's list
