@@ -175,7 +175,13 @@ async def _owner_loop(client: httpx.AsyncClient, target: Target, owner: Owner, t
     path = target.path.format(account_id=owner.account_id)
     for _ in range(times):
         started = time.perf_counter()
-        response = await client.get(path, cookies=cookies)
+        try:
+            response = await client.get(path, cookies=cookies)
+        except httpx.TransportError as exc:  # counted, not fatal: the answers say
+            target.statuses[0] += 1
+            if len(target.wrong) < 5:
+                target.wrong.append(f"{path}: {type(exc).__name__}")
+            continue
         target.latency.seconds.append(time.perf_counter() - started)
         target.statuses[response.status_code] += 1
         shown = f"{owner.balance.yuan:,.2f}" if "portal" in target.path else str(owner.balance)

@@ -442,3 +442,24 @@ def test_an_order_paid_at_the_last_moment_is_credited_not_closed(
     payments.settle_unpaid(rt)
     assert payments.get_order(rt, order.id).state is OrderState.CREDITED
     assert control.supply_view(rt, home.account.id).balance == Money.from_yuan("25.00")
+
+
+def test_a_jsapi_order_hands_the_payers_page_what_weixinjsbridge_needs(
+    rt: Runtime, keys: FakeKeys, fake: WechatFake
+) -> None:
+    _wire(rt, keys, fake)
+    home = a_home(rt)
+    order = payments.create_order(
+        rt,
+        account_id=home.account.id,
+        amount=Money.from_yuan("30.00"),
+        provider=ProviderName.WECHAT,
+        channel=Channel.JSAPI,
+        requested_by="owner",
+        notify_url=NOTIFY_URL,
+        payer_openid="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+    )
+    params = order.jsapi_params
+    assert params is not None and params["package"].startswith("prepay_id=")
+    assert params["signType"] == "RSA" and params["paySign"] and params["appId"] == APPID
+    assert payments.get_order(rt, order.id).jsapi_params is None  # never stored

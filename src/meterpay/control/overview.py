@@ -13,7 +13,7 @@ whole: it is masked for the screen (``138****0000``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -419,24 +419,24 @@ def latest_messages(conn: Connection, site_id: int, *, limit: int) -> list[Messa
         .order_by(notifications.c.id.desc())
         .limit(min(limit, MAX_PAGE))
     )
-    found = []
-    for r in conn.execute(query).mappings():
-        channel = ChannelName(r["channel"])
-        found.append(
-            MessageRow(
-                id=r["id"],
-                created_at=r["created_at"],
-                topic=Topic(r["topic"]),
-                channel=channel,
-                recipient=mask_recipient(channel, r["recipient"]),
-                state=MessageState(r["state"]),
-                title=r["title"],
-                body=r["body"],
-                account_number=r["account_number"],
-                last_error=r["last_error"],
-            )
-        )
-    return found
+    return [message_row(r, r["account_number"]) for r in conn.execute(query).mappings()]
+
+
+def message_row(r: Mapping[Any, Any], account_number: str | None) -> MessageRow:
+    """A message as the console shows it: the recipient masked."""
+    channel = ChannelName(r["channel"])
+    return MessageRow(
+        id=r["id"],
+        created_at=r["created_at"],
+        topic=Topic(r["topic"]),
+        channel=channel,
+        recipient=mask_recipient(channel, r["recipient"]),
+        state=MessageState(r["state"]),
+        title=r["title"],
+        body=r["body"],
+        account_number=account_number,
+        last_error=r["last_error"],
+    )
 
 
 def open_alarms(conn: Connection, site_id: int, *, limit: int) -> list[Alarm]:

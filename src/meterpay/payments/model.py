@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -127,6 +128,9 @@ class Order:
     note: str
     merchant: str = ""
     """The site's own merchant the order was made with; ``""``: the provider's default."""
+    jsapi_params: Mapping[str, str] | None = None
+    """What WeChat's JSAPI needs to open the payment (signed, for the payer's page): given
+    when the order is made, never stored."""
 
     def taken_by(self, provider: ProviderName, merchant: str) -> bool:
         """Whether this merchant of this provider was asked for the order."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -153,7 +153,7 @@ def create_order(
         raise
     with rt.db.write() as conn:
         repo.save_order(conn, order_id, code_url=made.code_url, pay_url=made.pay_url)
-        return repo.order(conn, order_id)
+        return replace(repo.order(conn, order_id), jsapi_params=made.jsapi_params)
 
 
 def _utility_word(utility: str) -> str:

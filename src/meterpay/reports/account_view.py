@@ -20,7 +20,7 @@ from sqlalchemy import Connection, case, func, select
 from meterpay.control import effects
 from meterpay.control import repository as control_repo
 from meterpay.control.model import SupplyState, Thresholds
-from meterpay.control.overview import OWNER_CHANNELS, MessageRow, SupplyEventRow, mask_recipient
+from meterpay.control.overview import OWNER_CHANNELS, MessageRow, SupplyEventRow, message_row
 from meterpay.db.schema import (
     accounts,
     charges,
@@ -42,7 +42,6 @@ from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger.model import TransferKind
 from meterpay.metering.gateways import LinkStatus
-from meterpay.notify.model import ChannelName, MessageState, Topic
 from meterpay.payments.model import OrderState
 from meterpay.reports.places import SiteSummary, masked_phone
 from meterpay.runtime import Runtime
@@ -448,24 +447,7 @@ def _messages(conn: Connection, account_id: int, *, limit: int) -> list[MessageR
         .order_by(notifications.c.id.desc())
         .limit(limit)
     )
-    found = []
-    for r in conn.execute(query).mappings():
-        channel = ChannelName(r["channel"])
-        found.append(
-            MessageRow(
-                id=r["id"],
-                created_at=r["created_at"],
-                topic=Topic(r["topic"]),
-                channel=channel,
-                recipient=mask_recipient(channel, r["recipient"]),
-                state=MessageState(r["state"]),
-                title=r["title"],
-                body=r["body"],
-                account_number=r["number"],
-                last_error=r["last_error"],
-            )
-        )
-    return found
+    return [message_row(r, r["number"]) for r in conn.execute(query).mappings()]
 
 
 def _events(conn: Connection, account_id: int, *, limit: int) -> list[SupplyEventRow]:

@@ -1,6 +1,6 @@
 """The place tree as the console reads it: the sites a person sees, one site's buildings,
 floors and units with each unit's accounts, meters, balance and supply state (filtered,
-searched, sorted and paged in the database), and one unit.
+searched, sorted and paged in the database). One unit's page is ``reports.unit_view``.
 
 Read-only, one transaction (``rt.db.read()``) per page; every list is limited. A table
 row is a unit with one of its open accounts (a vacant unit is one row without one); the
@@ -28,11 +28,9 @@ from meterpay.db.schema import (
     buildings,
     customers,
     floors,
-    gateways,
     ledger_accounts,
     meters,
     sites,
-    tariffs,
     units,
 )
 from meterpay.kernel.errors import InvalidInput, NotFound
@@ -182,53 +180,6 @@ class SitePage:
     page: RowsPage
 
 
-@dataclass(frozen=True, slots=True)
-class UnitAccount:
-    id: int
-    number: str
-    utility: Utility
-    status: str
-    state: SupplyState
-    balance: Money
-    owner: str | None
-    phone: str | None
-    tariff: str
-    opened_at: datetime
-    closed_at: datetime | None
-    protected_reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UnitMeter:
-    id: int
-    utility: Utility
-    protocol: str
-    address: str
-    status: str
-    link_status: LinkStatus
-    last_read_at: datetime | None
-    last_total: Decimal | None
-    last_heard_at: datetime | None
-    account_number: str | None
-    gateway: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class UnitPage:
-    at: datetime
-    site: SiteSummary
-    id: int
-    code: str
-    name: str
-    kind: UnitKind
-    area_m2: Decimal | None
-    building: str | None
-    building_id: int | None
-    floor: str | None
-    accounts: list[UnitAccount]
-    meters: list[UnitMeter]
-
-
 # --- use cases --------------------------------------------------------------------------------
 
 
@@ -293,35 +244,6 @@ def site_rows_for_export(
     with rt.db.read() as conn:
         site = site_summary(conn, site_id)
         return site, _rows(conn, site_id, where, sort, offset=0, limit=MAX_EXPORT)
-
-
-def unit_page(rt: Runtime, unit_id: int) -> UnitPage:
-    """One unit: where it is, its accounts (closed ones too) and its meters."""
-    with rt.db.read() as conn:
-        query = (
-            select(units, buildings.c.id.label("b_id"), buildings.c.name.label("b_name"))
-            .add_columns(floors.c.name.label("f_name"))
-            .outerjoin(floors, floors.c.id == units.c.floor_id)
-            .outerjoin(buildings, buildings.c.id == floors.c.building_id)
-            .where(units.c.id == unit_id)
-        )
-        row = conn.execute(query).mappings().first()
-        if row is None:
-            raise NotFound(f"unit {unit_id} does not exist", unit_id=unit_id)
-        return UnitPage(
-            at=rt.clock.now(),
-            site=site_summary(conn, row["site_id"]),
-            id=row["id"],
-            code=row["code"],
-            name=row["name"],
-            kind=UnitKind(row["kind"]),
-            area_m2=row["area_m2"],
-            building=row["b_name"],
-            building_id=row["b_id"],
-            floor=row["f_name"],
-            accounts=_unit_accounts(conn, unit_id),
-            meters=_unit_meters(conn, unit_id),
-        )
 
 
 # --- queries ----------------------------------------------------------------------------------
@@ -433,7 +355,7 @@ def _conditions(site_id: int, where: PlaceFilter) -> list[Any]:
     return found
 
 
-def _balance() -> Any:
+def balance_column() -> Any:
     return ledger_accounts.c.credits_posted - ledger_accounts.c.debits_posted
 
 
@@ -444,7 +366,7 @@ def _order(sort: Sorting) -> list[Any]:
         SortKey.UNIT: units.c.code,
         SortKey.OWNER: customers.c.name,
         SortKey.ACCOUNT: accounts.c.number,
-        SortKey.BALANCE: _balance(),
+        SortKey.BALANCE: balance_column(),
         SortKey.STATE: state_rank,
     }[sort.key]
     first = chosen.desc() if sort.descending else chosen.asc()
@@ -470,7 +392,7 @@ def _rows(
             accounts.c.supply_state,
             customers.c.name.label("owner"),
             customers.c.phone,
-            _balance().label("balance"),
+            balance_column().label("balance"),
         )
         .select_from(_joined())
         .where(*_conditions(site_id, where))
@@ -551,69 +473,3 @@ def _chunks(ids: list[int], size: int = 1000) -> Iterator[list[int]]:
     """Keep ``IN`` lists short (an export reads up to ``MAX_EXPORT`` rows)."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
-
-
-def _unit_accounts(conn: Connection, unit_id: int) -> list[UnitAccount]:
-    query = (
-        select(
-            accounts,
-            customers.c.name.label("owner"),
-            customers.c.phone,
-            tariffs.c.name.label("tariff"),
-            _balance().label("balance"),
-        )
-        .join(ledger_accounts, ledger_accounts.c.id == accounts.c.wallet_id)
-        .join(tariffs, tariffs.c.id == accounts.c.tariff_id)
-        .outerjoin(customers, customers.c.id == accounts.c.customer_id)
-        .where(accounts.c.unit_id == unit_id)
-        .order_by(accounts.c.status.desc(), accounts.c.utility, accounts.c.id.desc())
-        .limit(MAX_PAGE)
-    )
-    return [
-        UnitAccount(
-            id=r["id"],
-            number=r["number"],
-            utility=Utility(r["utility"]),
-            status=r["status"],
-            state=SupplyState(r["supply_state"]),
-            balance=Money(int(r["balance"])),
-            owner=r["owner"],
-            phone=masked_phone(r["phone"]),
-            tariff=r["tariff"],
-            opened_at=r["opened_at"],
-            closed_at=r["closed_at"],
-            protected_reason=r["protected_reason"],
-        )
-        for r in conn.execute(query).mappings()
-    ]
-
-
-def _unit_meters(conn: Connection, unit_id: int) -> list[UnitMeter]:
-    query = (
-        select(
-            meters,
-            accounts.c.number.label("account_number"),
-            gateways.c.code.label("gateway"),
-        )
-        .outerjoin(accounts, accounts.c.id == meters.c.account_id)
-        .outerjoin(gateways, gateways.c.id == meters.c.gateway_id)
-        .where(meters.c.unit_id == unit_id)
-        .order_by(meters.c.status, meters.c.utility, meters.c.id.desc())
-        .limit(MAX_PAGE)
-    )
-    return [
-        UnitMeter(
-            id=r["id"],
-            utility=Utility(r["utility"]),
-            protocol=r["protocol"],
-            address=r["address"],
-            status=r["status"],
-            link_status=LinkStatus(r["link_status"]),
-            last_read_at=r["last_read_at"],
-            last_total=r["last_total"],
-            last_heard_at=r["last_heard_at"],
-            account_number=r["account_number"],
-            gateway=r["gateway"],
-        )
-        for r in conn.execute(query).mappings()
-    ]

@@ -56,6 +56,9 @@ class OrderOut(s.Out):
     transaction_id: str | None
     code_url: str | None = Field(description="the QR code's content (Native)")
     pay_url: str | None = Field(description="a page to pay on (sandbox)")
+    jsapi_params: dict[str, str] | None = Field(
+        default=None, description="JSAPI: what WeixinJSBridge needs (only when the order is made)"
+    )
     note: str
 
 
@@ -76,6 +79,7 @@ def _out(order: Order) -> OrderOut:
         transaction_id=order.transaction_id,
         code_url=order.code_url,
         pay_url=order.pay_url,
+        jsapi_params=dict(order.jsapi_params) if order.jsapi_params else None,
         note=order.note,
     )
 

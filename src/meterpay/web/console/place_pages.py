@@ -18,7 +18,7 @@ from starlette.responses import Response
 from meterpay.auth.model import Permission as P
 from meterpay.control.model import SupplyState
 from meterpay.kernel.errors import InvalidInput
-from meterpay.reports import account_view, meter_view, places
+from meterpay.reports import account_view, meter_view, places, unit_view
 from meterpay.reports.sheets import XLSX, Column, workbook
 from meterpay.web.api.deps import Rt
 from meterpay.web.console.formats import SiteClock
@@ -96,7 +96,7 @@ def site_page(
 @router.get("/units/{unit_id}", dependencies=[allow(P.SITE_READ)], response_class=HTMLResponse)
 def unit_page(request: Request, rt: Rt, unit_id: int, *, lang: str | None = None) -> Response:
     """One unit: where it is, its accounts and its meters."""
-    found = places.unit_page(rt, unit_id)
+    found = unit_view.unit_page(rt, unit_id)
     language = Lang.of(lang)
     return render(
         request,

@@ -105,8 +105,7 @@ async def top_up(request: Request, rt: Rt, actor: Actor, account_id: int) -> Res
             "lang": language,
             "a": account,
             "order": order,
-            # WeChat's JSAPI parameters, when the payment service hands them on
-            "jsapi": getattr(order, "jsapi_params", None),
+            "jsapi": order.jsapi_params,
             "back": back,
         },
     )
