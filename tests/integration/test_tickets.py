@@ -7,14 +7,17 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi.testclient import TestClient
 
 from meterpay.audit.service import AuditQuery, search
 from meterpay.auth.model import Role
 from meterpay.runtime import Runtime
 from meterpay.tickets import service as tickets
 from meterpay.tickets.model import MAX_PHOTO_BYTES, TicketState
+from meterpay.web.app import create_app
 from tests.integration.builders import Home, a_home
 from tests.integration.portal_people import owner_browser, owner_of, staff_browser
+from tests.integration.signed import sign_in, staff_user
 
 PHONE = "13900002222"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x11" * 200
@@ -162,3 +165,20 @@ def test_the_api_files_a_ticket_as_multipart_and_lists_it_for_the_owner(rt: Runt
         listed = phone.get(f"/api/v1/accounts/{home.account.id}/tickets").json()
         assert [t["id"] for t in listed["items"]] == [body["id"]]
         assert phone.get("/api/v1/tickets").status_code == 403  # the staff's list
+
+
+def test_a_technician_of_one_site_sees_that_sites_work_orders_without_naming_it(
+    rt: Runtime,
+) -> None:
+    """The console's list keeps to the reader's sites when no site is named."""
+    east, west = a_home(rt, code="EAST"), a_home(rt, code="WEST")
+    mine = tickets.file_ticket(rt, account_id=east.account.id, description="东区漏水", by="o1")
+    theirs = tickets.file_ticket(rt, account_id=west.account.id, description="西区停电", by="o2")
+    staff_user(rt, "tech1", Role.TECHNICIAN, east.site.id)
+    with TestClient(create_app(rt)) as client:
+        sign_in(client, "tech1")
+        page = client.get("/console/tickets")
+        assert page.status_code == 200
+        assert "东区漏水" in page.text and "西区停电" not in page.text
+        assert client.get(f"/console/tickets/{theirs.id}").status_code == 404
+        assert client.get(f"/console/tickets/{mine.id}").status_code == 200

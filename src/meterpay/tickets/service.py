@@ -163,12 +163,16 @@ def ticket_list(
     states: Sequence[TicketState] = (),
     before_id: int | None = None,
     limit: int = 50,
+    visible: frozenset[int] | None = None,
 ) -> list[Ticket]:
-    """The tickets of one site (or of every site: ``None``), newest first."""
+    """The tickets of one site (or of every site the reader sees: ``visible``, None for
+    every site), newest first."""
     with rt.db.read() as conn:
         if site_id is not None:
             sites.site(conn, site_id)
         chosen = [site_id] if site_id is not None else None
+        if chosen is None and visible is not None:
+            chosen = sorted(visible)
         return repo.page(conn, site_ids=chosen, states=states, before_id=before_id, limit=limit)
 
 

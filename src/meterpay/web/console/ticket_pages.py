@@ -23,7 +23,7 @@ from meterpay.web.api.deps import Actor, Rt
 from meterpay.web.console.formats import SiteClock
 from meterpay.web.console.labels import Lang, Words
 from meterpay.web.console.templating import render
-from meterpay.web.guard import allow
+from meterpay.web.guard import Caller, allow
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 50
@@ -39,10 +39,13 @@ def _page(rt: Rt, lang: str | None, zone: str) -> dict[str, Any]:
     }
 
 
-@router.get("/tickets", dependencies=[allow(P.SITE_READ)], response_class=HTMLResponse)
+@router.get(
+    "/tickets", dependencies=[allow(P.SITE_READ, own_filter=True)], response_class=HTMLResponse
+)
 def tickets_page(
     request: Request,
     rt: Rt,
+    me: Caller,
     *,
     site_id: int | None = None,
     state: TicketState | None = None,
@@ -51,7 +54,12 @@ def tickets_page(
 ) -> Response:
     """报修工单: newest first, filtered by state (a limited member names the site)."""
     found = tickets.ticket_list(
-        rt, site_id=site_id, states=[state] if state else [], before_id=before_id, limit=PAGE_SIZE
+        rt,
+        site_id=site_id,
+        states=[state] if state else [],
+        before_id=before_id,
+        limit=PAGE_SIZE,
+        visible=me.sites_with(P.SITE_READ),
     )
     zone = found[0].site_timezone if found else DEFAULT_ZONE
     return render(
