@@ -182,3 +182,17 @@ def test_a_technician_of_one_site_sees_that_sites_work_orders_without_naming_it(
         assert "东区漏水" in page.text and "西区停电" not in page.text
         assert client.get(f"/console/tickets/{theirs.id}").status_code == 404
         assert client.get(f"/console/tickets/{mine.id}").status_code == 200
+
+
+def test_the_owner_hears_of_each_move_in_their_messages(rt: Runtime) -> None:
+    home = a_home(rt)
+    owner_of(rt, home.account.id, home.site.id, PHONE)
+    filed = tickets.file_ticket(rt, account_id=home.account.id, description="灯不亮", by="owner")
+    tickets.move_ticket(rt, filed.id, TicketState.ASSIGNED, by="user:op", assignee="张师傅")
+    tickets.move_ticket(rt, filed.id, TicketState.IN_PROGRESS, by="user:tech")
+    tickets.move_ticket(rt, filed.id, TicketState.DONE, by="user:tech", note="已更换灯泡")
+    with owner_browser(rt, PHONE) as client:
+        inbox = client.get(f"/api/v1/accounts/{home.account.id}/messages").json()
+    texts = [m["body"] for m in inbox]
+    assert any(f"工单 #{filed.id}" in t and "已派单" in t for t in texts), texts
+    assert any("已完成：已更换灯泡" in t for t in texts), texts

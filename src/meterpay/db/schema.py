@@ -613,7 +613,7 @@ notifications = Table(
     UniqueConstraint("dedupe_key", "channel", "recipient"),
     CheckConstraint(
         "topic IN ('warning1', 'warning2', 'arrears_notice', 'final_notice', 'cut_off',"
-        " 'restored', 'top_up_receipt')",
+        " 'restored', 'top_up_receipt', 'ticket_update')",
         name="topic",
     ),
     CheckConstraint("channel IN ('in_app', 'sms', 'email', 'wechat', 'webhook')", name="channel"),

@@ -43,6 +43,8 @@ class Topic(StrEnum):
     """已恢复供电 / 供水."""
     TOP_UP_RECEIPT = "top_up_receipt"
     """充值到账."""
+    TICKET_UPDATE = "ticket_update"
+    """报修进度: the owner's repair request moved (assigned, in progress, done, cancelled)."""
     SIGN_IN_CODE = "sign_in_code"
     """An owner's six-digit sign-in code: sent by SMS at once, never kept in the outbox."""
 

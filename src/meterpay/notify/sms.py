@@ -34,6 +34,7 @@ SMS_VARIABLES: Final[dict[Topic, tuple[str, ...]]] = {
     Topic.CUT_OFF: ("account", "balance"),
     Topic.RESTORED: ("account", "balance"),
     Topic.TOP_UP_RECEIPT: ("account", "amount", "balance"),
+    Topic.TICKET_UPDATE: ("ticket", "status"),
     Topic.SIGN_IN_CODE: ("code",),
 }
 ALIYUN_RETRY: Final = frozenset(

@@ -24,7 +24,16 @@ from meterpay.kernel.money import FEN_QUANTUM
 from meterpay.notify.model import Language, Topic
 
 Segment = str | tuple[str, str]  # (with its values, without them)
-OPTIONAL: Final = frozenset({"site", "account", "balance", "amount", "cutoff", "code"})
+OPTIONAL: Final = frozenset(
+    {"site", "account", "balance", "amount", "cutoff", "code", "ticket", "status", "note"}
+)
+TICKET_STATES: Final = {
+    "open": ("已受理", "received"),
+    "assigned": ("已派单", "assigned to a technician"),
+    "in_progress": ("维修中", "being repaired"),
+    "done": ("已完成", "done"),
+    "cancelled": ("已取消", "cancelled"),
+}
 _MONTHS: Final = (
     "Jan",
     "Feb",
@@ -178,6 +187,16 @@ ZH: Final[dict[Topic, Template]] = {
             "。",
         ),
     ),
+    Topic.TICKET_UPDATE: Template(
+        "报修进度",
+        (
+            "【{site}】",
+            ("您的报修（工单 {ticket}）", "您的报修"),
+            ("{status}", "有新进展"),
+            ("：{note}", ""),
+            "。",
+        ),
+    ),
     Topic.SIGN_IN_CODE: Template(
         "登录验证码",
         (
@@ -271,6 +290,16 @@ EN: Final[dict[Topic, Template]] = {
             ".",
         ),
     ),
+    Topic.TICKET_UPDATE: Template(
+        "Repair request",
+        (
+            "[{site}] ",
+            ("Your repair request {ticket}", "Your repair request"),
+            (" is {status}", " has news"),
+            (": {note}", ""),
+            ".",
+        ),
+    ),
     Topic.SIGN_IN_CODE: Template(
         "Sign-in code",
         (
@@ -306,7 +335,13 @@ def _values(language: Language, params: Mapping[str, str], zone: tzinfo) -> dict
     else:
         known = utility in ("electricity", "water")
         values = {"u": utility, "U": utility.capitalize()} if known else dict(_EN_ANY)
-    for name, key in (("site", "site_name"), ("account", "account_number"), ("code", "code")):
+    for name, key in (
+        ("site", "site_name"),
+        ("account", "account_number"),
+        ("code", "code"),
+        ("ticket", "ticket"),
+        ("note", "note"),
+    ):
         if str(params.get(key) or "").strip():
             values[name] = str(params[key]).strip()
     for name in ("balance", "amount"):
@@ -314,6 +349,8 @@ def _values(language: Language, params: Mapping[str, str], zone: tzinfo) -> dict
             values[name] = format_money(amount, language)
     if (cutoff := parse_time(params.get("planned_cutoff_at"))) is not None:
         values["cutoff"] = format_time(cutoff, language, zone)
+    if (words := TICKET_STATES.get(str(params.get("ticket_state") or ""))) is not None:
+        values["status"] = words[0] if language is Language.ZH_CN else words[1]
     return values
 
 
@@ -322,6 +359,8 @@ def _variables(params: Mapping[str, str], zone: tzinfo, at: datetime | None) -> 
         "site": str(params.get("site_name") or ""),
         "account": str(params.get("account_number") or ""),
         "utility": _ZH_UTILITY.get(str(params.get("utility")), _ZH_ANY)["u"],
+        "ticket": str(params.get("ticket") or ""),
+        "status": TICKET_STATES.get(str(params.get("ticket_state") or ""), ("", ""))[0],
     }
     for name in ("balance", "amount"):
         if (amount := yuan(params.get(name))) is not None:

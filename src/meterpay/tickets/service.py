@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from meterpay.audit import repository as audit
 from meterpay.kernel.errors import InvalidInput
+from meterpay.notify import outbox as notify
+from meterpay.notify.model import Topic
 from meterpay.runtime import Runtime
 from meterpay.sites import repository as sites
 from meterpay.sites.model import AccountStatus
@@ -125,7 +127,7 @@ def move_ticket(
         if after in FINAL:
             changes["closed_at"] = now
         repo.save(conn, ticket_id, changes)
-        repo.insert_event(
+        event_id = repo.insert_event(
             conn,
             {
                 "ticket_id": ticket_id,
@@ -147,6 +149,15 @@ def move_ticket(
             before={"state": before.state.value, "assignee": before.assignee},
             after={"state": after.value, "assignee": changes.get("assignee", before.assignee)},
             reason=text,
+        )
+        notify.queue_in(  # the owner hears of it (in-app, and SMS/e-mail/WeChat if set up)
+            conn,
+            site_id=before.site_id,
+            topic=Topic.TICKET_UPDATE,
+            dedupe_key=f"ticket:{ticket_id}:{event_id}",
+            now=now,
+            account_id=before.account_id,
+            params={"ticket": f"#{ticket_id}", "ticket_state": after.value, "note": text},
         )
         return repo.ticket(conn, ticket_id)
 

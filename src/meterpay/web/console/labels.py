@@ -178,6 +178,7 @@ _WORDS: Final[dict[str, tuple[str, str]]] = {
     "topic.restored": ("已恢复供应", "restored"),
     "topic.top_up_receipt": ("充值到账", "top-up receipt"),
     "topic.sign_in_code": ("登录验证码", "sign-in code"),
+    "topic.ticket_update": ("报修进度", "repair request"),
     "channel.in_app": ("站内信", "in-app"),
     "channel.sms": ("短信", "SMS"),
     "channel.email": ("邮件", "email"),
