@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
@@ -107,18 +107,31 @@ def ingest_readings(rt: Runtime, batch: Sequence[ReadingIn], *, actor: str) -> I
     return result
 
 
+RACE_RETRIES: Final = 25
+"""Another batch moved the same account's tier or supply state first (two meters of one
+account, two processes): the compare-and-set lost, nothing was written, and running the
+batch again is cheap and idempotent — so a busy account may lose many times in a row
+before it wins, far more often than a deadlock repeats."""
+
+
 def _ingest_chunk(rt: Runtime, chunk: Sequence[ReadingIn], actor: str) -> list[ReadingOutcome]:
     """One transaction; run again after a deadlock or a tier race (ingest is idempotent)."""
-    for attempt in range(TRANSIENT_RETRIES):
+    deadlocks = races = 0
+    while True:
         try:
             with rt.db.write() as conn:
                 return ingest_in(rt, conn, chunk, actor=actor)
-        except (DBAPIError, TierStateMoved, SupplyStateMoved) as exc:
-            transient = isinstance(exc, (TierStateMoved, SupplyStateMoved)) or is_transient(exc)
-            if not transient or attempt == TRANSIENT_RETRIES - 1:
+        except (TierStateMoved, SupplyStateMoved):
+            races += 1
+            if races >= RACE_RETRIES:
                 raise
-            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311  jitter only
-    raise AssertionError("unreachable")
+            wait = random.uniform(0.005, 0.03) * min(races, 10)  # noqa: S311  jitter only
+        except DBAPIError as exc:
+            deadlocks += 1
+            if not is_transient(exc) or deadlocks >= TRANSIENT_RETRIES:
+                raise
+            wait = random.uniform(0.01, 0.05) * deadlocks  # noqa: S311  jitter only
+        time.sleep(wait)
 
 
 def ingest_in(
