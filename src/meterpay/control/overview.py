@@ -331,6 +331,11 @@ def _cutoff_plans(conn: Connection, account_ids: list[int], now: datetime) -> di
 
 
 def latest_supply_events(conn: Connection, site_id: int, *, limit: int) -> list[SupplyEventRow]:
+    return supply_event_rows(conn, accounts.c.site_id == site_id, limit=min(limit, MAX_PAGE))
+
+
+def supply_event_rows(conn: Connection, where: Any, *, limit: int) -> list[SupplyEventRow]:
+    """Supply events matching ``where`` (on accounts or supply_events), newest first."""
     query = (
         select(
             supply_events,
@@ -340,9 +345,9 @@ def latest_supply_events(conn: Connection, site_id: int, *, limit: int) -> list[
         )
         .join(accounts, accounts.c.id == supply_events.c.account_id)
         .join(units, units.c.id == accounts.c.unit_id)
-        .where(accounts.c.site_id == site_id)
+        .where(where)
         .order_by(supply_events.c.id.desc())
-        .limit(min(limit, MAX_PAGE))
+        .limit(limit)
     )
     return [
         SupplyEventRow(

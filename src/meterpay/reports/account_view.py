@@ -20,7 +20,13 @@ from sqlalchemy import Connection, case, func, select
 from meterpay.control import effects
 from meterpay.control import repository as control_repo
 from meterpay.control.model import SupplyState, Thresholds
-from meterpay.control.overview import OWNER_CHANNELS, MessageRow, SupplyEventRow, message_row
+from meterpay.control.overview import (
+    OWNER_CHANNELS,
+    MessageRow,
+    SupplyEventRow,
+    message_row,
+    supply_event_rows,
+)
 from meterpay.db.schema import (
     accounts,
     charges,
@@ -451,27 +457,4 @@ def _messages(conn: Connection, account_id: int, *, limit: int) -> list[MessageR
 
 
 def _events(conn: Connection, account_id: int, *, limit: int) -> list[SupplyEventRow]:
-    query = (
-        select(supply_events, accounts.c.number, accounts.c.utility, units.c.code)
-        .join(accounts, accounts.c.id == supply_events.c.account_id)
-        .join(units, units.c.id == accounts.c.unit_id)
-        .where(supply_events.c.account_id == account_id)
-        .order_by(supply_events.c.id.desc())
-        .limit(limit)
-    )
-    return [
-        SupplyEventRow(
-            id=r["id"],
-            at=r["at"],
-            account_id=r["account_id"],
-            number=r["number"],
-            utility=Utility(r["utility"]),
-            unit_code=r["code"],
-            from_state=SupplyState(r["from_state"]),
-            to_state=SupplyState(r["to_state"]),
-            event=r["event"],
-            balance=Money(r["balance_fen"]),
-            cause=r["cause"],
-        )
-        for r in conn.execute(query).mappings()
-    ]
+    return supply_event_rows(conn, supply_events.c.account_id == account_id, limit=limit)
