@@ -8,7 +8,11 @@ Invariants:
   read under the meter's row lock) so a run of readings' charges sums to the
   fen to the price of its total consumption;
 - the wallet moves by an atomic increment of its posted totals, so concurrent
-  charges and top-ups on one account lose nothing.
+  charges and top-ups on one account lose nothing;
+- tiers count an account's use over all its meters: the caller reads each
+  account's tier position under the account's row lock, taken after the ledger
+  rows the charges post to (``lock_posting_rows``: the product's lock order), so
+  two batches billing meters of one account take turns instead of racing.
 """
 
 from __future__ import annotations
@@ -81,9 +85,9 @@ def charge(
     (``schedules`` by tariff id), carrying sub-fen remainders per meter in
     ``carries`` (updated in place); return the amount in fen by reading id.
 
-    ``tiers`` holds each account's tier position as read with its meters; the
-    new positions are written back with a compare-and-set (``TierStateMoved``
-    if another transaction moved one meanwhile: run the batch again).
+    ``tiers`` holds each account's tier position as read under its row lock; the
+    new positions are written back with a compare-and-set, a guard that never
+    fails while the caller holds those locks (``TierStateMoved`` if it does).
     Readings are priced in time order, so tiers accumulate as consumption did.
     One charge is rounded once; its amount is shared over the revenue streams
     (energy, each surcharge) by largest remainders, one transfer per stream.
@@ -106,6 +110,31 @@ def charge(
     if states:
         save_tier_states(conn, tiers, states)
     return amounts
+
+
+def lock_posting_rows(
+    conn: Connection,
+    billables: Sequence[Billable],
+    schedules: Mapping[int, list[PriceVersion]],
+    targets: Mapping[int, BillingTarget],
+) -> None:
+    """Row-lock every ledger account the charges of ``billables`` may post to — the
+    wallets, the energy revenue and each surcharge's revenue under any version of the
+    tariffs — in id order, before the caller locks the accounts' rows and prices.
+
+    The ledger's rows come before the accounts' in the product's lock order (a top-up
+    moves the wallet, then settles the account); taking them all here, at once, keeps
+    the posting from adding any row out of order later."""
+    billed = {targets[b.meter_id] for b in billables}
+    ids = {t.wallet_id for t in billed} | {t.revenue_id for t in billed}
+    codes = {
+        _surcharge_code(target, surcharge.component)
+        for target in billed
+        for version in schedules.get(target.tariff_id, ())
+        if version.components is not None
+        for surcharge in version.components.surcharges
+    }
+    ledger.lock_ledger_accounts(conn, ids, codes)
 
 
 def _tier_states(
@@ -217,7 +246,7 @@ def _postings(
             )
             found.append((Posting(transfer, b.account_id, memo), None))
             continue
-        code = f"{target.revenue_code}:{component.removeprefix('surcharge:')}"
+        code = _surcharge_code(target, component)
         transfer = Transfer(
             f"charge:reading:{b.reading_id}:{component}",
             target.wallet_id,
@@ -227,6 +256,11 @@ def _postings(
         )
         found.append((Posting(transfer, b.account_id, f"{memo} [{component}]"), code))
     return found
+
+
+def _surcharge_code(target: BillingTarget, component: str) -> str:
+    """The revenue ledger account of a surcharge (``surcharge:<code>``) at the target's site."""
+    return f"{target.revenue_code}:{component.removeprefix('surcharge:')}"
 
 
 def _resolve_revenue(conn: Connection, postings: list[tuple[Posting, str | None]]) -> list[Posting]:

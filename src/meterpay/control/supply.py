@@ -9,9 +9,11 @@ Invariants:
   caused it, and withdraws the account's open cut commands in the same
   transaction, so a cut decided before the payment is never carried out after it;
 - the hot path stays cheap: an account whose band did not change costs a few
-  comparisons and no statement; only crossings are locked, re-read and written;
-- the state each decision was based on is compared when it is written
-  (``SupplyStateMoved``: the caller runs again).
+  comparisons and no statement; only crossings are re-read and written;
+- every decision is made under the account's row lock (ingest takes it before it
+  reads the state; a top-up takes it here), and the state it was based on is
+  compared again when it is written (``SupplyStateMoved``: a guard that a writer
+  holding the lock never trips).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ from meterpay.ledger import repository as ledger
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """An account as the caller read it with its batch (not locked): enough to see
-    whether its new balance crosses a line."""
+    """An account as the caller read it under its row lock: enough to see whether its
+    new balance crosses a line."""
 
     account_id: int
     site_id: int
@@ -55,16 +57,21 @@ class Held:
 def settle(
     conn: Connection, held: Sequence[Held], balances: Mapping[int, Money], *, now: datetime
 ) -> list[SupplyChange]:
-    """Judge each account's new balance; write, announce and act on the crossings."""
+    """Judge each account's new balance; write, announce and act on the crossings.
+
+    The caller holds the accounts' row locks, taken before it read ``held`` (ingest:
+    ``metering.repository.lock_billed_accounts``); they are not asked for again here,
+    where a stronger lock would have to wait behind other transactions' foreign-key
+    checks on the accounts."""
     if not held:
         return []
     policies = repo.site_policies(conn, {h.site_id for h in held})
     crossing = [h for h in held if _crosses(h, balances[h.account_id], policies)]
     if not crossing:
         return []
-    fresh = repo.account_supplies(conn, [h.account_id for h in crossing], lock=True)
+    fresh = repo.account_supplies(conn, [h.account_id for h in crossing])
     for h in crossing:
-        if fresh[h.account_id].state is not h.state:  # moved since the caller read it
+        if fresh[h.account_id].state is not h.state:  # a writer that skipped the lock
             raise SupplyStateMoved(
                 f"account {h.account_id} left supply state {h.state}", account_id=h.account_id
             )

@@ -151,10 +151,13 @@ def update_many(
     # An UPDATE ... FROM unnest locks rows in the planner's order (a hash join scans the
     # table physically), not the keys' order: take the row locks in key order first, so
     # two callers touching the same rows (a top-up and a charge on one cash account and
-    # wallet) never wait on each other in a circle.
+    # wallet) never wait on each other in a circle. NO KEY UPDATE is the UPDATE's own
+    # strength: unlike FOR UPDATE it does not wait for the share locks other
+    # transactions' foreign-key checks hold on the row (a transfer just inserted that
+    # names it), which may themselves be waiting for us.
     lock = (
         f"SELECT 1 FROM {table.name} WHERE {key} = ANY(CAST(%s AS {types[0]}[])) "  # noqa: S608
-        f"ORDER BY {key} FOR UPDATE"
+        f"ORDER BY {key} FOR NO KEY UPDATE"
     )
     with _dbapi(conn).cursor() as cursor:
         cursor.execute(lock, [arrays[0]])

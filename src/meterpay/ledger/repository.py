@@ -3,7 +3,9 @@
 Posting is insert-on-conflict-do-nothing on the idempotency key, then the
 posted totals of the touched ledger accounts move by the sum of the NEW
 transfers only, in ledger-account id order (a global lock order, so
-concurrent postings never deadlock). Repositories never commit.
+concurrent postings never deadlock). A use case that must decide before it
+posts (a charge reads its account's tier position first) takes the same row
+locks up front with ``lock_ledger_accounts``. Repositories never commit.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy import Connection, Integer, RowMapping, any_, literal, or_, select
+from sqlalchemy.dialects import postgresql
 
-from meterpay.db.bulk import copy_rows, update_many
+from meterpay.db.bulk import copy_rows, is_postgres, update_many
 from meterpay.db.rows import insert_ignoring_conflicts, insert_row
 from meterpay.db.schema import ledger_accounts, transfers
 from meterpay.kernel.errors import IdempotencyConflict, NotFound
@@ -114,6 +117,33 @@ def ledger_account_ids(conn: Connection, codes: set[str]) -> dict[str, int]:
     if missing:
         raise NotFound(f"ledger accounts {sorted(missing)} do not exist", codes=sorted(missing))
     return ids
+
+
+def lock_ledger_accounts(
+    conn: Connection, ledger_account_ids: Iterable[int], codes: Iterable[str] = ()
+) -> None:
+    """Row-lock ledger accounts, by id and by code (codes that do not exist are
+    skipped), in id order: the locks a posting to them takes, taken before the
+    decision that leads to the posting. ``FOR NO KEY UPDATE``, the posting's own mode
+    (``bulk.update_many``), so the posting later never strengthens a lock (a stronger
+    lock would wait for other transactions' foreign-key checks on the row, which may be
+    waiting for us).
+    SQLite's single writer needs no row locks."""
+    ids, wanted = sorted(set(ledger_account_ids)), sorted(set(codes))
+    if not is_postgres(conn) or not (ids or wanted):
+        return
+    query = (
+        select(ledger_accounts.c.id)
+        .where(
+            or_(
+                ledger_accounts.c.id == any_(literal(ids, type_=postgresql.ARRAY(Integer))),
+                ledger_accounts.c.code.in_(wanted),
+            )
+        )
+        .order_by(ledger_accounts.c.id)
+        .with_for_update(key_share=True)
+    )
+    conn.execute(query).all()
 
 
 def post(conn: Connection, postings: Sequence[Posting], *, actor: str, now: datetime) -> set[str]:

@@ -50,10 +50,15 @@ class MeterState(NamedTuple):
     carry: Decimal
     account: BillingTarget | None
     registers: Registers | None = None
-    tier: TierState | None = None
-    """The account's tier position as read with this row (None before its first cycle)."""
-    supply: Held | None = None
-    """The account's supply state and own thresholds as read with this row."""
+
+
+class BilledAccount(NamedTuple):
+    """What billing a batch decides on, read under the account's row lock."""
+
+    tier: TierState | None
+    """The tier position (None before the account's first cycle)."""
+    supply: Held
+    """The supply state and the account's own thresholds."""
 
 
 OVERRIDE_COLUMNS = (
@@ -72,7 +77,8 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
 
     Each meter comes with where its charges go (its account's wallet, its
     site's revenue account for the utility, its tariff). Account rows are read,
-    not locked: a charge moves the wallet by an atomic increment.
+    not locked: what is decided on them (tier position, supply state) is read
+    later under their own locks (``lock_billed_accounts``).
     """
     query = (
         select(
@@ -92,20 +98,8 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             accounts.c.tariff_id,
             accounts.c.wallet_id,
             accounts.c.utility,
-            accounts.c.tier_cycle_start,
-            accounts.c.tier_consumed,
             sites.c.code,
             sites.c.timezone,
-            accounts.c.site_id,
-            accounts.c.supply_state,
-            accounts.c.supply_changed_at,
-            accounts.c.warning1_fen,
-            accounts.c.warning1_days,
-            accounts.c.warning2_fen,
-            accounts.c.warning2_days,
-            accounts.c.credit_limit_fen,
-            accounts.c.disconnect_fen,
-            accounts.c.reconnect_fen,
         )
         .select_from(meters)
         .outerjoin(accounts, accounts.c.id == meters.c.account_id)
@@ -137,44 +131,73 @@ def lock_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterSt
             tariff_id,
             wallet_id,
             utility,
-            cycle_start,
-            consumed,
             site_code,
             time_zone,
-            site_id,
-            supply_state,
-            supply_changed_at,
-            *own_thresholds,
         ) = row
         shape = (multiplier, capacity, max_rate)
         profile = profiles.get(shape) or profiles.setdefault(shape, MeterProfile(*shape))
         last = LastAccepted(last_at, last_total) if last_at is not None else None
-        target = supply = None
+        target = None
         if account_id is not None:
             revenue_id, code = revenue[(site_code, utility)]
             target = BillingTarget(account_id, wallet_id, revenue_id, tariff_id, code, time_zone)
-            overrides = (
-                overrides_of(dict(zip(OVERRIDE_COLUMNS, own_thresholds, strict=True)))
-                if any(v is not None for v in own_thresholds)
-                else None
-            )
-            supply = Held(
-                account_id,
-                site_id,
-                Utility(utility),
-                SupplyState(supply_state),
-                overrides,
-                "",
-                supply_changed_at,
-            )
         registers = (
             (tip, peak, flat, valley)
             if any(v is not None for v in (tip, peak, flat, valley))
             else None
         )
-        tier = TierState.stored(cycle_start, consumed) if cycle_start else None
-        found[meter_id] = MeterState(
-            meter_id, profile, removed_at, last, carry, target, registers, tier, supply
+        found[meter_id] = MeterState(meter_id, profile, removed_at, last, carry, target, registers)
+    return found
+
+
+def lock_billed_accounts(conn: Connection, account_ids: Iterable[int]) -> dict[int, BilledAccount]:
+    """Row-lock accounts in id order and read their tier positions and supply states.
+
+    The caller holds the ledger rows its charges post to (the product's lock order:
+    meters, ledger rows, account rows), so batches billing meters of one account
+    take turns here and each reads what the one before it wrote. ``FOR NO KEY
+    UPDATE``: the tier and supply writes that follow take no stronger lock, and
+    other transactions' foreign-key checks on the account (a top-up's transfer)
+    never wait for it.
+    """
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    query = (
+        select(
+            accounts.c.id,
+            accounts.c.site_id,
+            accounts.c.utility,
+            accounts.c.tier_cycle_start,
+            accounts.c.tier_consumed,
+            accounts.c.supply_state,
+            accounts.c.supply_changed_at,
+            *(accounts.c[name] for name in OVERRIDE_COLUMNS),
+        )
+        .where(_account_in(conn, ids))
+        .order_by(accounts.c.id)
+    )
+    if is_postgres(conn):
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE
+    found = {}
+    for row in conn.execute(query).all():
+        account_id, site_id, utility, cycle_start, consumed, state, changed_at, *own = row
+        overrides = (
+            overrides_of(dict(zip(OVERRIDE_COLUMNS, own, strict=True)))
+            if any(v is not None for v in own)
+            else None
+        )
+        found[account_id] = BilledAccount(
+            TierState.stored(cycle_start, consumed) if cycle_start else None,
+            Held(
+                account_id,
+                site_id,
+                Utility(utility),
+                SupplyState(state),
+                overrides,
+                "",
+                changed_at,
+            ),
         )
     return found
 
@@ -184,6 +207,12 @@ def _id_in(conn: Connection, ids: list[int]) -> ColumnElement[bool]:
     if is_postgres(conn):
         return meters.c.id == any_(literal(ids, type_=postgresql.ARRAY(Integer)))
     return meters.c.id.in_(ids)
+
+
+def _account_in(conn: Connection, ids: list[int]) -> ColumnElement[bool]:
+    if is_postgres(conn):
+        return accounts.c.id == any_(literal(ids, type_=postgresql.ARRAY(Integer)))
+    return accounts.c.id.in_(ids)
 
 
 def _revenue_ids(
