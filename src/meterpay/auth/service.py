@@ -3,14 +3,18 @@
 Each sign-in is one transaction that records the attempt whatever its outcome (a
 failure is committed before it is reported, so lock-outs and address limits hold), and
 writes the audit log. A session is a random token in a cookie whose SHA-256 is stored;
-it carries its own CSRF token.
+it carries its own CSRF token. Who a request is and what it names are read in one
+transaction (``access_of``), so the authorization decision sees one state.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from functools import partial
 from typing import Any, Final
 
 from sqlalchemy import Connection
@@ -20,6 +24,7 @@ from meterpay.auth import repository as repo
 from meterpay.auth import rules
 from meterpay.auth import secrets as sec
 from meterpay.auth.model import Principal, PrincipalKind, User, UserKind, grants_of
+from meterpay.auth.targets import NOTHING, Resolved, resolve
 from meterpay.kernel.errors import DomainError, TooManyAttempts, Unauthorized
 from meterpay.runtime import Runtime
 
@@ -218,26 +223,94 @@ def start_session(rt: Runtime, conn: Connection, user: User, client: Client, how
 # --- who is asking ----------------------------------------------------------------------
 
 
-def principal_of_session(rt: Runtime, token: str) -> Principal | None:
-    """The signed-in user of a session cookie; None when it is unknown, ended or expired
-    (its last-seen time moves on at most once a minute)."""
-    if not token or len(token) > 100:
-        return None
+class CredentialKind(StrEnum):
+    SESSION = "session"
+    """A session cookie's value (a person signed in through a page)."""
+    TOKEN = "token"  # noqa: S105  a kind of credential, not one
+    """An API token (``Authorization: Bearer …``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a request presents to say who it is."""
+
+    kind: CredentialKind
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who is asking and what their request names, read together in one transaction."""
+
+    principal: Principal | None
+    """None: no credential, or one that is unknown, ended, revoked or expired."""
+    named: Resolved = NOTHING
+    """The ids in the request's path and query."""
+    in_body: Resolved = NOTHING
+    """The ids in the request's body."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    principal: Principal
+    touch: Callable[[Connection], None] | None = None
+    """Moves the session's last-seen (the token's last-used) time on, when it is due."""
+
+
+def access_of(
+    rt: Runtime,
+    credential: Credential | None,
+    named: Sequence[tuple[str, Any]] = (),
+    in_body: Sequence[tuple[str, Any]] = (),
+) -> Access:
+    """The caller behind ``credential`` and the sites of the ids their request names
+    (``auth.targets``), in one read transaction; ids are resolved only for a caller.
+
+    A session's last-seen time (a token's last use) moves on at most once a minute, in
+    its own write transaction after the read: a read transaction is rolled back."""
+    if credential is None or not 0 < len(credential.secret) <= 100:
+        return Access(None)
     now = rt.clock.now()
     with rt.db.read() as conn:
-        session = repo.session_by_hash(conn, sec.digest(token))
-        if session is None or session["ended_at"] is not None or session["expires_at"] <= now:
-            return None
-        user = repo.user(conn, int(session["user_id"]))
-        if user is None or user.disabled_at is not None:
-            return None
-        principal = _principal(conn, user, int(session["id"]), str(session["csrf_token"]))
-    if now - session["last_seen_at"] >= rules.TOUCH_EVERY:
-        life = rules.STAFF_SESSION if user.kind is UserKind.STAFF else rules.OWNER_SESSION
-        expires = rules.session_expires(life, session["created_at"], now)
+        find = _session_caller if credential.kind is CredentialKind.SESSION else _token_caller
+        caller = find(conn, credential.secret, now)
+        if caller is None:
+            return Access(None)
+        access = Access(caller.principal, resolve(conn, named), resolve(conn, in_body))
+    if caller.touch is not None:
         with rt.db.write() as conn:
-            repo.save_session(conn, int(session["id"]), last_seen_at=now, expires_at=expires)
-    return principal
+            caller.touch(conn)
+    return access
+
+
+def _session_caller(conn: Connection, token: str, now: datetime) -> _Caller | None:
+    """The signed-in user of a session cookie, unless the session ended or expired."""
+    session = repo.session_by_hash(conn, sec.digest(token))
+    if session is None or session["ended_at"] is not None or session["expires_at"] <= now:
+        return None
+    user = repo.user(conn, int(session["user_id"]))
+    if user is None or user.disabled_at is not None:
+        return None
+    session_id = int(session["id"])
+    principal = _principal(conn, user, session_id, str(session["csrf_token"]))
+    if now - session["last_seen_at"] < rules.TOUCH_EVERY:
+        return _Caller(principal)
+    life = rules.STAFF_SESSION if user.kind is UserKind.STAFF else rules.OWNER_SESSION
+    expires = rules.session_expires(life, session["created_at"], now)
+    touch = partial(repo.save_session, session_id=session_id, last_seen_at=now, expires_at=expires)
+    return _Caller(principal, touch)
+
+
+def _token_caller(conn: Connection, presented: str, now: datetime) -> _Caller | None:
+    """The integrator behind an API token, unless it is revoked or expired."""
+    found = repo.token_by_hash(conn, sec.digest(presented))
+    if found is None or found.revoked_at is not None:
+        return None
+    if found.expires_at is not None and found.expires_at <= now:
+        return None
+    if found.last_used_at is not None and now - found.last_used_at < rules.TOUCH_EVERY:
+        return _Caller(found.principal())
+    return _Caller(found.principal(), partial(repo.save_token, token_id=found.id, last_used_at=now))
 
 
 def _principal(conn: Connection, user: User, session_id: int | None, csrf: str) -> Principal:
@@ -274,23 +347,6 @@ def principal_of_user(rt: Runtime, user_id: int) -> Principal:
         if user is None:
             raise SignInFailed(f"user {user_id} does not exist")
         return _principal(conn, user, None, "")
-
-
-def principal_of_token(rt: Runtime, presented: str) -> Principal | None:
-    """The integrator behind an API token; None when unknown, revoked or expired."""
-    if not presented or len(presented) > 100:
-        return None
-    now = rt.clock.now()
-    with rt.db.read() as conn:
-        found = repo.token_by_hash(conn, sec.digest(presented))
-    if found is None or found.revoked_at is not None:
-        return None
-    if found.expires_at is not None and found.expires_at <= now:
-        return None
-    if found.last_used_at is None or now - found.last_used_at >= rules.TOUCH_EVERY:
-        with rt.db.write() as conn:
-            repo.save_token(conn, found.id, last_used_at=now)
-    return found.principal()
 
 
 def sign_out(rt: Runtime, principal: Principal, *, client: Client = ANYWHERE) -> None:

@@ -1,10 +1,12 @@
 """What a request touches: the ids in its path, query and JSON body resolved to the
 sites (and, for accounts, the customers) they belong to — so the one decision in
-``auth.model.decide`` can be made before any use case runs.
+``auth.model.decide`` can be made before any use case runs. They are read in the same
+transaction as the caller (``auth.service.access_of``).
 
 Invariants:
 - every id a request names is resolved; one that does not exist makes the request
-  "not found" (the same answer an object of another site gets);
+  "not found" (the same answer an object of another site gets). A background job's id is
+  not among them: a job may span sites, and ``jobs.service`` decides who sees it;
 - an id that names a deployment-wide object (an alarm without a site) resolves to no
   site, which only an all-sites principal may touch;
 - ids are read from the path and query (``site_id``, ``account_id``, …) and from the
@@ -40,7 +42,6 @@ from meterpay.db.schema import (
     topup_orders,
     units,
 )
-from meterpay.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,11 @@ class Resolved:
     """An id named a deployment-wide object (no site)."""
 
 
-def named_ids(params: Mapping[str, Any], body: Any = None) -> list[tuple[str, Any]]:
+NOTHING: Final = Resolved(())
+"""No ids named."""
+
+
+def named_ids(params: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """The (key, value) ids a request names in its path and query (``params``)."""
     return _unique((k, v) for k, v in params.items() if k in RESOLVERS and v not in (None, ""))
 
@@ -154,14 +159,9 @@ def _scalar(value: Any) -> bool:
     return isinstance(value, int | str) and not isinstance(value, bool) and value != ""
 
 
-def resolve(rt: Runtime, ids: list[tuple[str, Any]]) -> Resolved:
-    if not ids:
-        return Resolved(())
-    with rt.db.read() as conn:
-        return _resolve(conn, ids)
-
-
-def _resolve(conn: Connection, ids: list[tuple[str, Any]]) -> Resolved:
+def resolve(conn: Connection, ids: Iterable[tuple[str, Any]]) -> Resolved:
+    """The sites (and customers) of ``ids``, read in the caller's transaction
+    (``auth.service.access_of`` reads them with the caller); no ids, no query."""
     targets: dict[Target, None] = {}
     missing: list[str] = []
     everywhere = False

@@ -7,7 +7,8 @@
   carries the session's CSRF token in ``X-CSRF-Token`` or a ``csrf_token`` form field,
   else 403: another site's page cannot act with the user's cookie. Token requests
   carry no ambient credential and need none.
-- The ids the request names are resolved to their sites (``auth.targets``) and
+- The ids the request names are resolved to their sites (``auth.targets``), in the
+  same read transaction that finds the caller (``auth.service.access_of``), and
   ``auth.model.decide`` answers: an object of a site the caller does not see is 404,
   a permission the caller lacks is 403.
 - A staff member or token limited to some sites asks for lists with a filter naming
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -79,17 +80,33 @@ async def principal_of(request: Request) -> Principal | None:
     if hasattr(request.state, "principal"):
         found: Principal | None = request.state.principal
         return found
-    rt = _runtime(request)
+    return (await _access(request, _credential(request))).principal
+
+
+def _credential(request: Request) -> auth.Credential | None:
+    """An API token if the request carries one, else its session cookie."""
     scheme, _, presented = request.headers.get("authorization", "").strip().partition(" ")
-    principal: Principal | None = None
     if scheme.lower() == "bearer" and presented.strip():
-        principal = await run_in_threadpool(auth.principal_of_token, rt, presented.strip())
-        if principal is None:
-            raise NotSignedIn("the API token is unknown, revoked or expired")
-    elif cookie := request.cookies.get(SESSION_COOKIE):
-        principal = await run_in_threadpool(auth.principal_of_session, rt, cookie)
-    request.state.principal = principal
-    return principal
+        return auth.Credential(auth.CredentialKind.TOKEN, presented.strip())
+    if cookie := request.cookies.get(SESSION_COOKIE):
+        return auth.Credential(auth.CredentialKind.SESSION, cookie)
+    return None
+
+
+async def _access(
+    request: Request,
+    credential: auth.Credential | None,
+    named: Sequence[tuple[str, Any]] = (),
+    in_body: Sequence[tuple[str, Any]] = (),
+) -> auth.Access:
+    """The caller and the sites of the ids their request names, in one call to ``auth``."""
+    rt = _runtime(request)
+    access = await run_in_threadpool(auth.access_of, rt, credential, named, in_body)
+    token = credential is not None and credential.kind is auth.CredentialKind.TOKEN
+    if token and access.principal is None:
+        raise NotSignedIn("the API token is unknown, revoked or expired")
+    request.state.principal = access.principal
+    return access
 
 
 def allow(
@@ -115,26 +132,28 @@ def rule_of(dependency: Callable[..., Any]) -> Rule | None:
 
 
 async def _check(request: Request, rule: Rule) -> Principal:
-    principal = await principal_of(request)
+    credential = _credential(request)
+    named = targets.named_ids({**request.query_params, **request.path_params})
+    # the body is read before the caller is known, so that one read finds both; a body
+    # that cannot be read is refused only where the checks below reach it
+    in_body = targets.body_ids((await _body(request)).fields) if credential is not None else []
+    access = await _access(request, credential, named, in_body)
+    principal = access.principal
     if principal is None:
         raise NotSignedIn("sign in first, or send an API token: Authorization: Bearer <token>")
     if principal.must_change_password:
         raise PasswordChangeRequired("choose a new password first: /account/password")
     if principal.session_id is not None and request.method not in SAFE_METHODS:
         await _check_csrf(request, principal)
-    rt = _runtime(request)
-    named = targets.named_ids({**request.query_params, **request.path_params})
-    resolved = await run_in_threadpool(targets.resolve, rt, named)
-    if resolved.missing:  # the path or a filter names nothing
-        raise NotFound(f"{resolved.missing[0]} does not exist")
-    in_body = targets.body_ids(await _body_fields(request))
-    if in_body:  # an unknown id there is the use case's to refuse (422), not ours
-        found = await run_in_threadpool(targets.resolve, rt, in_body)
-        resolved = targets.Resolved(
-            resolved.targets + found.targets,
-            found.missing,
-            resolved.everywhere or found.everywhere,
-        )
+    if access.named.missing:  # the path or a filter names nothing
+        raise NotFound(f"{access.named.missing[0]} does not exist")
+    await _body_fields(request)  # a body that could not be read is refused here
+    # an unknown id in the body is the use case's to refuse (422), not ours
+    resolved = targets.Resolved(
+        access.named.targets + access.in_body.targets,
+        access.in_body.missing,
+        access.named.everywhere or access.in_body.everywhere,
+    )
     _check_rule(principal, rule, resolved, bool(named or in_body))
     return principal
 
@@ -165,28 +184,51 @@ async def _check_csrf(request: Request, principal: Principal) -> None:
         raise CsrfRejected("the form has expired or came from elsewhere: reload the page")
 
 
+@dataclass(frozen=True, slots=True)
+class _Body:
+    fields: Any
+    problem: Exception | None = None
+    """Why the body could not be read (too large, a broken form…)."""
+
+
 async def _body_fields(request: Request) -> Any:
-    """The body's fields: parsed JSON, or a form's text fields; None when neither. The
+    """The body's fields: parsed JSON, or a form's text fields; None when neither."""
+    body = await _body(request)
+    if body.problem is not None:
+        raise body.problem
+    return body.fields
+
+
+async def _body(request: Request) -> _Body:
+    """The body, read once per request; a problem reading it is kept, to be raised by
+    ``_body_fields`` where the checks need the body."""
+    if not hasattr(request.state, "guard_body"):
+        try:
+            request.state.guard_body = _Body(await _read_fields(request))
+        except Exception as exc:  # re-raised by _body_fields, unchanged
+            request.state.guard_body = _Body(None, exc)
+    body: _Body = request.state.guard_body
+    return body
+
+
+async def _read_fields(request: Request) -> Any:
+    """Parsed JSON, or a form's text fields; None for a safe method or another kind. The
     raw body stays readable by the route (Starlette keeps it); a form the framework has
     parsed already (routes with ``Form``/``File`` parameters) is read from its cache."""
     if request.method in SAFE_METHODS:
         return None
-    if hasattr(request.state, "body_fields"):
-        return request.state.body_fields
     kind = request.headers.get("content-type", "")
-    found: Any = None
     if kind.startswith("application/json"):
-        found = _json(await _raw(request))
-    elif kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return _json(await _raw(request))
+    if kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         _check_size(request)
         # kept for the route, which may read the raw body; a RuntimeError: the framework
         # parsed the form before the dependencies ran (``form()`` then answers its copy)
         with contextlib.suppress(RuntimeError):
             await request.body()
         form = await request.form()
-        found = {k: v for k, v in form.items() if isinstance(v, str)}
-    request.state.body_fields = found
-    return found
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    return None
 
 
 async def _raw(request: Request) -> bytes:
