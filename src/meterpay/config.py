@@ -166,7 +166,10 @@ class Settings(BaseSettings):
     # --- payment providers (meterpay.payments.setup; docs/payments.md) ---
     # Keys are read from files at start-up, never from the database. A provider is on when
     # its first id is set; then all of its settings are required. WeChat Pay's appid is
-    # ``wechat_appid`` above: the official account bound to the merchant.
+    # ``wechat_appid`` above: the official account bound to the merchant; that account's
+    # AppSecret (``wechat_secret`` above) also lets owners inside WeChat get their openid
+    # for JSAPI payments (web authorization, payments.wechat_oauth; WeChat's API at
+    # ``wechat_api_base``).
     sandbox_pay: bool = Field(
         default=False,
         description="the local WeChat-Pay-compatible sandbox under /sandbox-pay (demo, tests; "
@@ -182,6 +185,12 @@ class Settings(BaseSettings):
         default=None,
         description="WeChat Pay's keys, one PEM per file named <serial>.pem (certificate) "
         "or PUB_KEY_ID_….pem (public key)",
+    )
+    wechat_oauth_authorize_url: str = Field(
+        default="https://open.weixin.qq.com/connect/oauth2/authorize",
+        pattern=r"^https?://[^?#]+$",
+        description="WeChat's web-authorization page, where an owner's browser is sent for "
+        "their openid (a fake in tests)",
     )
     alipay_app_id: str = ""
     alipay_seller_id: str = Field(default="", description="the merchant PID, 2088…")

@@ -1,16 +1,19 @@
 """Work orders (报修) end to end: an owner files a request with photos from the portal,
 refused files store nothing, staff of the site see the photos and move the ticket along
-(each move audited and shown to the owner), staff of another site find nothing."""
+(each move audited and shown to the owner), staff of another site find nothing; the
+owner withdraws a request not yet started, and staff read why."""
 
 from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from meterpay.audit.service import AuditQuery, search
 from meterpay.auth.model import Role
+from meterpay.kernel.errors import NotFound
 from meterpay.runtime import Runtime
 from meterpay.tickets import service as tickets
 from meterpay.tickets.model import MAX_PHOTO_BYTES, TicketState
@@ -31,11 +34,11 @@ def _home_with_owner(rt: Runtime, code: str = "HOME", phone: str = PHONE) -> Hom
 
 
 def _form(client: object, path: str) -> dict[str, str]:
-    page = client.get(path)  # type: ignore[attr-defined]
+    page = client.get(path)
     assert page.status_code == 200, page.text
     key = re.search(r'name="key" value="([^"]+)"', page.text)
     assert key
-    return {"key": key.group(1), "csrf_token": client.headers["X-CSRF-Token"]}  # type: ignore[attr-defined]
+    return {"key": key.group(1), "csrf_token": client.headers["X-CSRF-Token"]}
 
 
 def test_an_owner_files_a_repair_request_with_photos_and_staff_of_the_site_see_them(
@@ -196,3 +199,75 @@ def test_the_owner_hears_of_each_move_in_their_messages(rt: Runtime) -> None:
     texts = [m["body"] for m in inbox]
     assert any(f"工单 #{filed.id}" in t and "已派单" in t for t in texts), texts
     assert any("已完成：已更换灯泡" in t for t in texts), texts
+
+
+def _cancel(client: TestClient, ticket_id: int, reason: str = "") -> httpx.Response:
+    return client.post(
+        f"/portal/tickets/{ticket_id}/cancel",
+        data={"csrf_token": client.headers["X-CSRF-Token"], "reason": reason, "lang": "zh-CN"},
+        follow_redirects=False,
+    )
+
+
+@pytest.mark.parametrize("moved", [(), (TicketState.ASSIGNED,)])
+def test_an_owner_cancels_their_request_before_work_starts_and_staff_see_why(
+    rt: Runtime, moved: tuple[TicketState, ...]
+) -> None:
+    home = _home_with_owner(rt)
+    filed = tickets.file_ticket(rt, account_id=home.account.id, description="门铃坏了", by="o")
+    for to in moved:
+        tickets.move_ticket(rt, filed.id, to, by="user:op", assignee="张师傅")
+    with owner_browser(rt, PHONE) as phone:
+        page = phone.get(f"/portal/tickets/{filed.id}")
+        assert f'action="/portal/tickets/{filed.id}/cancel"' in page.text
+        assert 'data-confirm="确定要取消这条报修吗' in page.text and "confirm.js" in page.text
+        done = _cancel(phone, filed.id, "已经自己修好了")
+        assert done.status_code == 303, done.text
+        shown = phone.get(done.headers["location"])
+        assert "报修已取消" in shown.text and "已取消" in shown.text
+        assert "已经自己修好了" in shown.text
+        assert f'action="/portal/tickets/{filed.id}/cancel"' not in shown.text
+    view = tickets.ticket_view(rt, filed.id)
+    assert view.ticket.state is TicketState.CANCELLED and view.ticket.closed_at is not None
+    last = view.events[-1]
+    assert last.to_state is TicketState.CANCELLED and last.note == "已经自己修好了"
+    assert last.actor.startswith("owner:")
+    (entry,) = search(rt, AuditQuery(action="ticket.cancelled"), visible_sites=None)
+    assert entry.actor == last.actor and entry.reason == "已经自己修好了"
+    assert entry.before == {
+        "state": "assigned" if moved else "open",
+        "assignee": "张师傅" if moved else None,
+    }
+    with staff_browser(rt, "tech", Role.TECHNICIAN, home.site.id) as staff:
+        detail = staff.get(f"/console/tickets/{filed.id}")
+        assert "已经自己修好了" in detail.text and last.actor in detail.text
+
+
+def test_an_owner_cannot_cancel_once_work_has_started_and_nothing_changes(rt: Runtime) -> None:
+    home = _home_with_owner(rt)
+    filed = tickets.file_ticket(rt, account_id=home.account.id, description="电表不走", by="o")
+    tickets.move_ticket(rt, filed.id, TicketState.ASSIGNED, by="user:op")
+    tickets.move_ticket(rt, filed.id, TicketState.IN_PROGRESS, by="user:tech", note="已到现场")
+    before = tickets.ticket_view(rt, filed.id)
+    with owner_browser(rt, PHONE) as phone:
+        page = phone.get(f"/portal/tickets/{filed.id}")
+        assert f"/portal/tickets/{filed.id}/cancel" not in page.text  # no button to press
+        refused = _cancel(phone, filed.id, "不修了")
+        assert refused.status_code == 409
+        assert "only a request not yet started can be cancelled" in refused.text
+        assert "处理中" in refused.text
+    assert tickets.ticket_view(rt, filed.id) == before
+    assert search(rt, AuditQuery(action="ticket.cancelled"), visible_sites=None) == []
+
+
+def test_another_owners_or_staffs_cancel_finds_no_ticket(rt: Runtime) -> None:
+    home = _home_with_owner(rt)
+    _home_with_owner(rt, code="EAST", phone="13900003333")
+    filed = tickets.file_ticket(rt, account_id=home.account.id, description="漏水", by="o")
+    with owner_browser(rt, "13900003333") as other:
+        assert _cancel(other, filed.id).status_code == 404
+    with staff_browser(rt, "operator", Role.OPERATOR, home.site.id) as staff:
+        assert _cancel(staff, filed.id).status_code == 404
+    with pytest.raises(NotFound):
+        tickets.cancel_by_owner(rt, filed.id, customer_ids=frozenset({-1}), by="owner:x")
+    assert tickets.ticket_view(rt, filed.id).ticket.state is TicketState.OPEN

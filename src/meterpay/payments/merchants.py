@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from meterpay.payments.provider import PaymentProvider, ProviderName
+from meterpay.payments.wechat_oauth import WechatApp
 
 DEFAULT: Final = ""
 """The code of a provider's default merchant (the ``MP_WECHAT_*`` / ``MP_ALIPAY_*`` one)."""
@@ -33,6 +34,9 @@ class Merchant:
     code: str
     provider: PaymentProvider
     site_codes: frozenset[str]
+    web_app: WechatApp | None = None
+    """A WeChat merchant's official account with its AppSecret, when one is configured:
+    WeChat web authorization gets the payers' openids under its appid."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,12 @@
 
 One ``[[merchants]]`` table per merchant: its code (what its notify URL ends with), its
 provider, the codes of the sites whose payments it takes, its ids, and the files its keys
-are in — paths relative to the TOML file. The file holds no key material itself, so it
-can be reviewed and versioned like any configuration; the key files stay as locked down
-as the default merchant's. A file that does not parse, names a key file that cannot be
-read, or gives a site two merchants of one provider stops the process at start-up.
+are in — paths relative to the TOML file; a WeChat merchant may name the file of its
+official account's AppSecret too (owners' web authorization inside WeChat). The file
+holds no key material itself, so it can be reviewed and versioned like any
+configuration; the key files stay as locked down as the default merchant's. A file that
+does not parse, names a key file that cannot be read, or gives a site two merchants of
+one provider stops the process at start-up.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from meterpay.payments.merchants import CODE, Merchant, MerchantBook, MerchantBo
 from meterpay.payments.provider import PaymentProvider
 from meterpay.payments.wechat import WechatConfig, WechatPay
 from meterpay.payments.wechat_config import DEFAULT_API_BASE
+from meterpay.payments.wechat_oauth import WechatApp
 
 
 class MerchantsFileError(ValueError):
@@ -46,6 +49,9 @@ class WechatEntry(_Entry):
     apiv3_key_file: Path
     platform_keys_dir: Path
     api_base: str = Field(default=DEFAULT_API_BASE, pattern=r"^https?://")
+    app_secret_file: Path | None = None
+    """The official account's AppSecret, alone in a file: owners inside WeChat get their
+    openid for JSAPI payments through web authorization (optional)."""
 
 
 class AlipayEntry(_Entry):
@@ -75,7 +81,9 @@ def load(path: Path, clock: Clock) -> MerchantBook:
         raise MerchantsFileError(f"{path}: {_first_problem(exc)}") from None
     keys = _Keys(path.parent)
     merchants = [
-        Merchant(entry.code, _provider(entry, keys, clock), frozenset(entry.sites))
+        Merchant(
+            entry.code, _provider(entry, keys, clock), frozenset(entry.sites), _web_app(entry, keys)
+        )
         for entry in parsed.merchants
     ]
     try:
@@ -107,6 +115,15 @@ class _Keys:
             raise MerchantsFileError(
                 f"{what} ({path}) cannot be read: {type(exc).__name__}"
             ) from None
+
+
+def _web_app(entry: WechatEntry | AlipayEntry, keys: _Keys) -> WechatApp | None:
+    if not isinstance(entry, WechatEntry) or entry.app_secret_file is None:
+        return None
+    secret = keys.read(entry.app_secret_file, f"merchant {entry.code}'s app_secret_file")
+    if not secret:
+        raise MerchantsFileError(f"merchant {entry.code}'s app_secret_file is empty")
+    return WechatApp(entry.appid, secret)
 
 
 def _provider(entry: WechatEntry | AlipayEntry, keys: _Keys, clock: Clock) -> PaymentProvider:

@@ -10,6 +10,8 @@ A ticket lives through::
 Invariants:
 - every move is in ``TRANSITIONS``; anything else raises ``IllegalTicketMove``;
 - done and cancelled are final;
+- the owner who asked may withdraw the request (cancel it) only before work on it
+  starts — while it is open or assigned (``OWNER_MAY_CANCEL``); later only staff can;
 - a ticket carries at most ``MAX_PHOTOS`` photos, each a JPEG, PNG or WebP (told by
   its first bytes, never by the name or the browser's word) of at most
   ``MAX_PHOTO_BYTES``.
@@ -54,6 +56,25 @@ def move(state: TicketState, to: TicketState) -> TicketState:
     if to not in TRANSITIONS[state]:
         raise IllegalTicketMove(f"a {state.value} ticket cannot become {to.value}")
     return to
+
+
+OWNER_MAY_CANCEL: Final = frozenset({TicketState.OPEN, TicketState.ASSIGNED})
+"""Until a technician starts the work, the owner's word is enough to call it off."""
+
+
+class TooLateToCancel(IllegalTicketMove):
+    code = "too_late_to_cancel"
+
+
+def cancelled_by_owner(state: TicketState) -> TicketState:
+    """The state after the owner withdraws their request; refused once work has started
+    (or the ticket is closed), with words the owner can act on."""
+    if state not in OWNER_MAY_CANCEL:
+        raise TooLateToCancel(
+            f"this repair request is {state.value.replace('_', ' ')}: only a request not yet"
+            " started can be cancelled here; please call the property office"
+        )
+    return move(state, TicketState.CANCELLED)
 
 
 def moves_from(state: TicketState) -> list[TicketState]:

@@ -1,16 +1,19 @@
 """Use cases on work orders (报修): an owner (or staff for them) files one with photos;
-staff assign it, start it, finish or cancel it with a note; both read it. One
-transaction each; every filing and move is in the audit log and the ticket's own
-history (which the owner reads)."""
+staff assign it, start it, finish or cancel it with a note; the owner may withdraw it
+before work starts; both read it. One transaction each; every filing and move is in
+the audit log and the ticket's own history (which the owner and staff read)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection
 
 from meterpay.audit import repository as audit
-from meterpay.kernel.errors import InvalidInput
+from meterpay.kernel.errors import InvalidInput, NotFound
 from meterpay.notify import outbox as notify
 from meterpay.notify.model import Topic
 from meterpay.runtime import Runtime
@@ -23,6 +26,7 @@ from meterpay.tickets.model import (
     Ticket,
     TicketEvent,
     TicketState,
+    cancelled_by_owner,
     checked_request,
     move,
 )
@@ -109,47 +113,18 @@ def move_ticket(
     assignee: str | None = None,
 ) -> Ticket:
     """Move a ticket along its table (an illegal move raises ``IllegalTicketMove``);
-    assigning names the person (``assignee``, else the one assigning)."""
+    assigning names the person (``assignee``, else the one assigning). The owner hears
+    of the move."""
     try:
         target = TicketState(to)
     except ValueError:
         raise InvalidInput(f"{to!r} is not a ticket state", field="to") from None
-    text = note.strip()
-    if len(text) > MAX_NOTE:
-        raise InvalidInput(f"a note may be at most {MAX_NOTE} characters", field="note")
+    text = _note(note, "note")
     now = rt.clock.now()
     with rt.db.write() as conn:
         before = repo.ticket(conn, ticket_id, lock=True)
         after = move(before.state, target)
-        changes: dict[str, object] = {"state": after.value, "updated_at": now}
-        if after is TicketState.ASSIGNED:
-            changes["assignee"] = ((assignee or "").strip() or by)[:120]
-        if after in FINAL:
-            changes["closed_at"] = now
-        repo.save(conn, ticket_id, changes)
-        event_id = repo.insert_event(
-            conn,
-            {
-                "ticket_id": ticket_id,
-                "at": now,
-                "actor": by,
-                "from_state": before.state.value,
-                "to_state": after.value,
-                "note": text,
-            },
-        )
-        audit.record(
-            conn,
-            at=now,
-            actor=by,
-            action=f"ticket.{after.value}",
-            object_type="ticket",
-            object_id=ticket_id,
-            site_id=before.site_id,
-            before={"state": before.state.value, "assignee": before.assignee},
-            after={"state": after.value, "assignee": changes.get("assignee", before.assignee)},
-            reason=text,
-        )
+        event_id = _record_move(conn, before, after, by=by, note=text, now=now, assignee=assignee)
         notify.queue_in(  # the owner hears of it (in-app, and SMS/e-mail/WeChat if set up)
             conn,
             site_id=before.site_id,
@@ -160,6 +135,80 @@ def move_ticket(
             params={"ticket": f"#{ticket_id}", "ticket_state": after.value, "note": text},
         )
         return repo.ticket(conn, ticket_id)
+
+
+def cancel_by_owner(
+    rt: Runtime,
+    ticket_id: int,
+    *,
+    customer_ids: frozenset[int],
+    by: str,
+    reason: str = "",
+) -> Ticket:
+    """The owner withdraws their own request before work on it starts (open or
+    assigned; ``TooLateToCancel`` after that, changing nothing). Recorded like a staff
+    move — in the ticket's history, which staff read, with the owner's reason, and in
+    the audit log. A ticket of another owner's is "not found"."""
+    text = _note(reason, "reason")
+    now = rt.clock.now()
+    with rt.db.write() as conn:
+        before = repo.ticket(conn, ticket_id, lock=True)
+        if before.customer_id is None or before.customer_id not in customer_ids:
+            raise NotFound(f"ticket {ticket_id} does not exist", ticket_id=ticket_id)
+        after = cancelled_by_owner(before.state)
+        _record_move(conn, before, after, by=by, note=text, now=now)
+        return repo.ticket(conn, ticket_id)
+
+
+def _note(text: str, field: str) -> str:
+    found = text.strip()
+    if len(found) > MAX_NOTE:
+        raise InvalidInput(f"a {field} may be at most {MAX_NOTE} characters", field=field)
+    return found
+
+
+def _record_move(
+    conn: Connection,
+    before: Ticket,
+    after: TicketState,
+    *,
+    by: str,
+    note: str,
+    now: datetime,
+    assignee: str | None = None,
+) -> int:
+    """Save the ticket's new state, its history line and the audit entry; the history
+    line's id."""
+    changes: dict[str, object] = {"state": after.value, "updated_at": now}
+    if after is TicketState.ASSIGNED:
+        changes["assignee"] = ((assignee or "").strip() or by)[:120]
+    if after in FINAL:
+        changes["closed_at"] = now
+    repo.save(conn, before.id, changes)
+    event_id = repo.insert_event(
+        conn,
+        {
+            "ticket_id": before.id,
+            "at": now,
+            "actor": by,
+            "from_state": before.state.value,
+            "to_state": after.value,
+            "note": note,
+        },
+    )
+    audit.record(
+        conn,
+        at=now,
+        actor=by,
+        action=f"ticket.{after.value}",
+        object_type="ticket",
+        object_id=before.id,
+        site_id=before.site_id,
+        before={"state": before.state.value, "assignee": before.assignee},
+        after={"state": after.value, "assignee": changes.get("assignee", before.assignee)},
+        reason=note,
+    )
+    return event_id
 
 
 def ticket_view(rt: Runtime, ticket_id: int) -> TicketView:

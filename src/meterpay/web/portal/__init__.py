@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from meterpay.web.portal import routes, ticket_pages
+from meterpay.web.portal import routes, ticket_pages, wechat_link
 from meterpay.web.portal.templating import portal_templates
 
 STATIC_PATH = "/portal/static"
@@ -20,6 +20,7 @@ def mount(app: FastAPI) -> None:
     app.state.portal_templates = portal_templates(static=STATIC_PATH, vendor=VENDOR_PATH)
     app.include_router(routes.router)
     app.include_router(ticket_pages.router)
+    app.include_router(wechat_link.router)
     app.mount(
         STATIC_PATH,
         StaticFiles(packages=[("meterpay.web.portal", "static")]),

@@ -56,10 +56,13 @@ def home(request: Request, rt: Rt, me: Caller, lang: str | None = None) -> Respo
 
 
 @router.get("/accounts/{account_id}", dependencies=[SEE], response_class=HTMLResponse)
-def account_page(request: Request, rt: Rt, account_id: int, lang: str | None = None) -> Response:
+def account_page(
+    request: Request, rt: Rt, account_id: int, wechat: str = "", lang: str | None = None
+) -> Response:
     """One account: balance, days of use left, supply state, top-up, the other pages."""
     account = owner.owned_account(rt, account_id)
-    return topup.account_response(request, rt, account, lang)
+    notice = "wechat.linked" if wechat == "linked" and account.payer_openid else ""
+    return topup.account_response(request, rt, account, lang, notice=notice)
 
 
 @router.get("/accounts/{account_id}/usage", dependencies=[SEE], response_class=HTMLResponse)

@@ -1,8 +1,10 @@
 """The account page and its top-up (充值): the owner picks an amount and a way to pay
 that is configured here — the sandbox (demo) opens its pay page, Alipay its payment
 link (which opens the Alipay app), WeChat Pay a JSAPI payment inside WeChat's browser
-(only offered when the owner's WeChat openid is known). One order per submission; the
-money arrives only with the provider's verified notification, never from this page."""
+(offered when the owner's WeChat openid is known; inside WeChat without one, 用微信支付
+gets it first through WeChat's web authorization: ``wechat_link``). One order per
+submission; the money arrives only with the provider's verified notification, never
+from this page."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from starlette.responses import Response
 from meterpay.auth.model import Permission as P
 from meterpay.kernel.errors import DomainError, InvalidInput
 from meterpay.payments import service as payments
+from meterpay.payments import wechat_payer
 from meterpay.payments.provider import Channel, ProviderName
 from meterpay.payments.registry import merchants_of
 from meterpay.reports import owner
@@ -44,6 +47,24 @@ def providers_for(rt: Runtime, account: owner.OwnedAccount) -> list[ProviderName
     ]
 
 
+def in_wechat(request: Request) -> bool:
+    """WeChat's own browser (its User-Agent says ``MicroMessenger``)."""
+    return "MicroMessenger" in request.headers.get("user-agent", "")
+
+
+def offers_wechat_link(request: Request, rt: Runtime, account: owner.OwnedAccount) -> bool:
+    """用微信支付 through web authorization: an owner inside WeChat, no openid known yet,
+    and the site's WeChat merchant has its official account's AppSecret here."""
+    me = getattr(request.state, "principal", None)
+    return (
+        in_wechat(request)
+        and bool(me and me.is_owner)
+        and not account.payer_openid
+        and account.status == "open"
+        and wechat_payer.may_authorize(rt, account.account_id)
+    )
+
+
 def account_response(
     request: Request,
     rt: Runtime,
@@ -51,6 +72,7 @@ def account_response(
     lang: str | None,
     *,
     problem: str = "",
+    notice: str = "",
     status: int = 200,
 ) -> Response:
     language = Lang.of(lang)
@@ -60,8 +82,10 @@ def account_response(
         "clock": SiteClock.of(account.timezone, rt.clock.now(), language),
         "a": account,
         "providers": providers_for(rt, account),
+        "wechat_link": offers_wechat_link(request, rt, account),
         "quick": QUICK_AMOUNTS,
         "problem": problem,
+        "notice": notice,
     }
     return render(request, "account.html", context, status)
 
