@@ -145,9 +145,10 @@ def _serve(args: argparse.Namespace) -> int:
             )
         )
         background.start()
+    from meterpay.web.console.job_pages import job_handlers
     from meterpay.workers.scheduler import BackgroundWorkers
 
-    workers = BackgroundWorkers(rt)
+    workers = BackgroundWorkers(rt, job_handlers=job_handlers())
     workers.start()
     try:
         uvicorn.run(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from meterpay.config import Settings
 from meterpay.db.engine import Database
 from meterpay.db.partitions import PartitionKeeper
+from meterpay.jobs.live import LiveProgress
 from meterpay.kernel.clock import Clock
 from meterpay.payments.merchants import MerchantBook
 from meterpay.payments.provider import PaymentProvider, ProviderName
@@ -22,3 +23,5 @@ class Runtime:
     """The default merchant of each payment provider this process talks to (``bootstrap``)."""
     merchants: MerchantBook = field(default_factory=MerchantBook)
     """The sites' own merchants (``MP_PAYMENT_MERCHANTS_FILE``)."""
+    live_jobs: LiveProgress = field(default_factory=LiveProgress)
+    """The progress of the background jobs this process runs (``meterpay.jobs``)."""

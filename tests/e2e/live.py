@@ -1,7 +1,8 @@
 """meterpay served over a real socket for a browser: uvicorn on a free port of 127.0.0.1
-in a background thread, on a migrated SQLite file, with real time and the payment
-sandbox on. The runtime's ``public_url`` is the server's own address, so links the app
-builds (the sandbox's pay page, notification URLs) lead back to it."""
+in a background thread, on a migrated SQLite file, with real time, the payment sandbox
+on, and a background job runner beside it (imports and exports run as jobs). The
+runtime's ``public_url`` is the server's own address, so links the app builds (the
+sandbox's pay page, notification URLs) lead back to it."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ import uvicorn
 from meterpay.config import Settings
 from meterpay.db.engine import Database
 from meterpay.db.migrate import upgrade
+from meterpay.jobs.service import run_next
 from meterpay.kernel.clock import SystemClock
 from meterpay.payments.setup import with_sandbox
 from meterpay.runtime import Runtime
 from meterpay.web.app import create_app
+from meterpay.web.console.job_pages import job_handlers
 
 START_TIMEOUT_S = 10
 
@@ -58,14 +61,27 @@ def serving(database: Path) -> Iterator[LiveApp]:
     server = uvicorn.Server(uvicorn.Config(create_app(rt), log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
+    stop_jobs = threading.Event()
+    runner = threading.Thread(target=_run_jobs, args=(rt, stop_jobs), daemon=True)
+    runner.start()
     try:
         _wait_until_started(server)
         yield LiveApp(url=url, rt=rt)
     finally:
         server.should_exit = True
+        stop_jobs.set()
         thread.join(START_TIMEOUT_S)
+        runner.join(START_TIMEOUT_S)
         listener.close()
         rt.db.dispose()
+
+
+def _run_jobs(rt: Runtime, stop: threading.Event) -> None:
+    """The job runner of ``meterpay serve``, in short: run what is queued, then wait."""
+    handlers = job_handlers()
+    while not stop.is_set():
+        if not run_next(rt, handlers, runner="e2e"):
+            stop.wait(0.2)
 
 
 def _wait_until_started(server: uvicorn.Server) -> None:

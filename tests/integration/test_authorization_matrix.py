@@ -25,10 +25,12 @@ from sqlalchemy import select
 from meterpay.alarms import repository as alarms
 from meterpay.alarms.model import AlarmKind
 from meterpay.auth import users
-from meterpay.auth.model import ROLE_PERMISSIONS, Permission, Role
+from meterpay.auth.model import ROLE_PERMISSIONS, Grant, Permission, Principal, PrincipalKind, Role
 from meterpay.control import manual
 from meterpay.control.manual import ControlKind, Scope
 from meterpay.db import schema
+from meterpay.jobs import service as jobs
+from meterpay.jobs.model import JobKind
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import cash, settlement
@@ -39,6 +41,7 @@ from meterpay.runtime import Runtime
 from meterpay.sites import service as sites
 from meterpay.tickets import service as tickets
 from meterpay.web.app import create_app
+from meterpay.web.console.job_pages import job_handlers
 from meterpay.web.guard import Rule, rule_of, signed_in
 from tests.integration.console_builders import a_compound
 from tests.integration.signed import PASSWORD, sign_in, staff_user
@@ -161,6 +164,7 @@ def _objects(rt: Runtime, code: str) -> dict[str, Any]:
     )
     ids = _first_ids(rt, site_id, account_id)
     return {
+        "job_id": _finished_export(rt, site_id),
         "ticket_id": ticket.id,
         "site_id": site_id,
         "building_id": building.id,
@@ -175,6 +179,19 @@ def _objects(rt: Runtime, code: str) -> dict[str, Any]:
         "utility": Utility.ELECTRICITY.value,
         **ids,
     }
+
+
+def _finished_export(rt: Runtime, site_id: int) -> int:
+    """A site's export job, run, its workbook waiting (started by no one of the callers)."""
+    someone = Principal(
+        PrincipalKind.STAFF, 0, "user:someone", grants=(Grant(frozenset(Permission), site_id),)
+    )
+    job = jobs.submit(
+        rt, JobKind.EXPORT_SITE, by=someone, site_id=site_id, params={"site_id": site_id}
+    )
+    while jobs.run_next(rt, job_handlers(), runner="matrix"):
+        pass
+    return job.id
 
 
 def _first_ids(rt: Runtime, site_id: int, account_id: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import io
 import re
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import openpyxl  # type: ignore[import-untyped]
 from fastapi.testclient import TestClient
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from meterpay.alarms import repository as alarms
 from meterpay.alarms.model import AlarmState
 from meterpay.auth.model import Role
+from meterpay.jobs import service as jobs
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
 from meterpay.ledger import cash
@@ -28,9 +30,10 @@ from meterpay.runtime import Runtime
 from meterpay.sites import service as sites
 from meterpay.sites.model import UnitKind
 from meterpay.web.app import create_app
+from meterpay.web.console.job_pages import job_handlers
 from tests.integration.builders import a_home
 from tests.integration.console_builders import SCRIPT_NAME, SITE_NAME, a_compound
-from tests.integration.signed import browser, sign_in, staff_user
+from tests.integration.signed import browser, csrf_of, sign_in, staff_user
 
 HTML = {"Accept": "text/html"}
 ESCAPED_SCRIPT = "&lt;script&gt;alert(&#34;owner&#34;)&lt;/script&gt;"
@@ -165,12 +168,21 @@ def test_the_site_table_sorts_and_pages_on_the_server(rt: Runtime) -> None:
     assert refused.status_code == 422
 
 
+def _export(rt: Runtime, client: TestClient, page: str, **fields: str) -> Any:
+    """Export a page's table as the console does: start the job, run it, download."""
+    started = client.post(
+        f"{page}/export", data={"csrf_token": client.csrf, **fields}, follow_redirects=False
+    )
+    assert started.status_code == 303, started.text
+    while jobs.run_next(rt, job_handlers(), runner="test"):
+        pass
+    return client.get(f"{started.headers['location']}/file")
+
+
 def test_the_sites_accounts_export_to_excel_with_the_rows_on_screen(rt: Runtime) -> None:
     compound = a_compound(rt)
     with browser(rt) as client:
-        response = client.get(
-            f"/console/sites/{compound.site_id}?state=in_arrears&format=xlsx", headers=HTML
-        )
+        response = _export(rt, client, f"/console/sites/{compound.site_id}", state="in_arrears")
     assert response.status_code == 200
     assert response.headers["content-type"] == XLSX
     assert "attachment" in response.headers["content-disposition"]
@@ -239,7 +251,7 @@ def test_the_ledger_pages_newest_first_and_exports_every_entry(rt: Runtime) -> N
     with browser(rt) as client:
         first = _get(client, f"/console/accounts/{home.account.id}")
         second = _get(client, f"/console/accounts/{home.account.id}?page=2")
-        sheet_response = client.get(f"/console/accounts/{home.account.id}?format=xlsx")
+        sheet_response = _export(rt, client, f"/console/accounts/{home.account.id}")
     total = sum(range(1, 61))
     assert f"¥{total:,}.00" in first and "¥60.00" in first
     assert 'rel="next"' in first and "¥1.00" in second
@@ -279,9 +291,11 @@ def test_a_member_of_one_site_sees_nothing_of_another(rt: Runtime) -> None:
             f"/console/accounts/{b.accounts['normal']}",
             f"/console/meters/{b.meters['normal']}",
             f"/console?site_id={b.site_id}",
-            f"/console/accounts/{b.accounts['normal']}?format=xlsx",
         ):
             assert client.get(path, headers=HTML).status_code == 404, path
+        for path in (f"/console/accounts/{b.accounts['normal']}", f"/console/sites/{b.site_id}"):
+            refused = client.post(f"{path}/export", headers={"X-CSRF-Token": csrf_of(client)})
+            assert refused.status_code == 404, path
         mine = _get(client, "/console")
         listed = _get(client, "/console/sites")
     assert _n(mine, "accounts") == "8"  # only site A's

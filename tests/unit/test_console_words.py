@@ -11,8 +11,8 @@ import pytest
 
 from meterpay.alarms.model import AlarmKind, AlarmState, Severity
 from meterpay.control.commands import CommandKind, CommandState
+from meterpay.control.masking import mask_recipient
 from meterpay.control.model import SupplyState
-from meterpay.control.overview import mask_recipient
 from meterpay.control.rules import CutoffReason
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility

@@ -1013,3 +1013,46 @@ ticket_events = Table(
     Column("note", String(500), nullable=False, default="", server_default=""),
     Index(None, "ticket_id", "id"),
 )
+
+# --- background jobs ----------------------------------------------------------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    _id(),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("site_id", ForeignKey("sites.id"), nullable=True),
+    Column("params", JSON, nullable=False),
+    Column("started_by", String(120), nullable=False),
+    Column("started_by_user", Integer, nullable=True),
+    Column("stage", String(32), nullable=False, default="", server_default=""),
+    Column("done", Integer, nullable=False, default=0, server_default="0"),
+    Column("total", Integer, nullable=False, default=0, server_default="0"),
+    Column("result", JSON, nullable=True),
+    Column("error", String(500), nullable=False, default="", server_default=""),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("runner", String(64), nullable=True),
+    _created(),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("heartbeat_at", UTCDateTime(), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state"),
+    Index(None, "state", "id"),
+    Index(None, "started_by_user", "id"),
+)
+
+job_files = Table(
+    "job_files",
+    metadata,
+    _id(),
+    Column("job_id", ForeignKey("jobs.id"), nullable=False),
+    Column("role", String(8), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    _created(),
+    UniqueConstraint("job_id", "role"),
+    CheckConstraint("role IN ('input', 'output')", name="role"),
+)

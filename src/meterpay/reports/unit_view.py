@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
+from meterpay.control.masking import masked_phone
 from meterpay.control.model import SupplyState
 from meterpay.db.schema import (
     accounts,
@@ -26,13 +27,8 @@ from meterpay.kernel.errors import NotFound
 from meterpay.kernel.money import Money
 from meterpay.kernel.quantity import Utility
 from meterpay.metering.gateways import LinkStatus
-from meterpay.reports.places import (
-    MAX_PAGE,
-    SiteSummary,
-    balance_column,
-    masked_phone,
-    site_summary,
-)
+from meterpay.reports.place_rows import balance_column
+from meterpay.reports.places import MAX_PAGE, SiteSummary, site_summary
 from meterpay.runtime import Runtime
 from meterpay.sites.model import UnitKind
 

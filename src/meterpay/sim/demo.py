@@ -98,9 +98,10 @@ def run_demo(rt: Runtime, *, units_per_floor: int, interval: float, serve: bool)
 
     base = f"http://{rt.settings.host}:{rt.settings.port}"
     log.info("demo site %s; API on %s/docs\n%s", SITE_CODE, base, logins_text(base))
+    from meterpay.web.console.job_pages import job_handlers
     from meterpay.workers.scheduler import BackgroundWorkers
 
-    workers = BackgroundWorkers(rt)
+    workers = BackgroundWorkers(rt, job_handlers=job_handlers())
     workers.start()
     try:
         uvicorn.run(create_app(rt), host=rt.settings.host, port=rt.settings.port)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import getpass
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,36 @@ class ImportReport:
     def count(self, kind: str) -> int:
         return self.created.get(kind, 0)
 
+    def to_record(self) -> dict[str, Any]:
+        """The report as JSON-ready data (a background job's result)."""
+        errors = [{"row": e.row, "column": e.column, "message": e.message} for e in self.errors]
+        return {
+            "site_code": self.site_code,
+            "dry_run": self.dry_run,
+            "errors": errors,
+            "created": dict(self.created),
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> ImportReport:
+        errors = tuple(
+            RowError(int(e["row"]), str(e["column"]), str(e["message"]))
+            for e in data.get("errors", ())
+        )
+        created = {str(k): int(v) for k, v in data.get("created", {}).items()}
+        return cls(str(data["site_code"]), bool(data["dry_run"]), errors, created)
+
+
+Step = Callable[[str, int, int], None]
+"""Told of progress: the stage (``read``, ``check``, ``write``), steps done, steps in all."""
+Written = Callable[[Connection, ImportReport], None]
+"""Called inside the import's write transaction once every row is written (not on a
+dry run): whatever it writes commits, or rolls back, with the import."""
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    """No one is watching."""
+
 
 class _Abandon(Exception):
     """Leaves the write transaction, rolling it back, with the report to return."""
@@ -76,10 +106,19 @@ class _Abandon(Exception):
 
 
 def import_sheet(
-    rt: Runtime, path_or_bytes: Source, *, site_code: str, actor: str, dry_run: bool = False
+    rt: Runtime,
+    path_or_bytes: Source,
+    *,
+    site_code: str,
+    actor: str,
+    dry_run: bool = False,
+    progress: Step = _quiet,
+    on_written: Written | None = None,
 ) -> ImportReport:
     """Import a sheet into a site: everything, or nothing and every error."""
+    progress("read", 0, 1)
     parsed = parse_sheet(path_or_bytes)
+    progress("check", 0, len(parsed.rows))
     try:
         with rt.db.write() as conn:
             site = sites_repo.site_by_code(conn, site_code)
@@ -87,10 +126,12 @@ def import_sheet(
             if errors:
                 raise _Abandon(ImportReport(site_code, dry_run, in_row_order(errors)))
             writer = _SheetWriter(rt, conn, site, actor=actor, dry_run=dry_run)
-            created = writer.write_all(parsed.rows)
+            created = writer.write_all(parsed.rows, progress)
             report = ImportReport(site_code, dry_run, created=created)
             if dry_run:
                 raise _Abandon(report)
+            if on_written is not None:
+                on_written(conn, report)
             return report
     except _Abandon as abandoned:
         return abandoned.report
@@ -171,14 +212,15 @@ class _SheetWriter:
         self.floor_ids: dict[tuple[int, int], int] = {}
         self.customer_ids: dict[tuple[str, str], int] = {}
 
-    def write_all(self, rows: Sequence[UnitRow]) -> dict[str, int]:
-        for row in rows:
+    def write_all(self, rows: Sequence[UnitRow], progress: Step) -> dict[str, int]:
+        for done, row in enumerate(rows, 1):
             try:
                 self._write(row)
             except DomainError as exc:
                 raise _Abandon(self._failure(row, exc.message)) from exc
             except (IntegrityError, DataError) as exc:  # e.g. an account number already taken
                 raise _Abandon(self._failure(row, str(exc.orig).splitlines()[0])) from exc
+            progress("write", done, len(rows))
         created = {kind: self.created[kind] for kind in CREATED_KINDS}
         audit.record(
             self.conn,

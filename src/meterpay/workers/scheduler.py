@@ -21,17 +21,20 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import Connection, text
 
 from meterpay.control.review import review_due
+from meterpay.jobs.model import JobKind
+from meterpay.jobs.service import Handler
 from meterpay.notify.channels import channels_from
 from meterpay.payments.reconcile import reconcile_due
 from meterpay.payments.service import settle_unpaid
 from meterpay.runtime import Runtime
+from meterpay.workers.jobs import run_jobs
 from meterpay.workers.notifications import run_notifications
 
 log = logging.getLogger(__name__)
@@ -126,12 +129,19 @@ class Scheduler:
 
 
 class BackgroundWorkers:
-    """The scheduler and the notification sender on a daemon thread of their own
-    (beside a web server or the links)."""
+    """The scheduler, the notification sender and (given ``job_handlers``) the background
+    job runner, on a daemon thread of their own (beside a web server or the links)."""
 
-    def __init__(self, rt: Runtime, *, every_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        every_s: float = 5.0,
+        job_handlers: Mapping[JobKind, Handler] | None = None,
+    ) -> None:
         self._rt = rt
         self._every_s = every_s
+        self._job_handlers = job_handlers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name="workers", daemon=True)
@@ -149,11 +159,14 @@ class BackgroundWorkers:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             channels = channels_from(self._rt.settings)
+            loops = [
+                Scheduler(self._rt, every_s=self._every_s).run(self._stop),
+                run_notifications(self._rt, channels, self._stop),
+            ]
+            if self._job_handlers is not None:
+                loops.append(run_jobs(self._rt, self._job_handlers, self._stop))
             try:
-                await asyncio.gather(
-                    Scheduler(self._rt, every_s=self._every_s).run(self._stop),
-                    run_notifications(self._rt, channels, self._stop),
-                )
+                await asyncio.gather(*loops)
             finally:
                 channels.close()
 

@@ -13,10 +13,12 @@ from fastapi.staticfiles import StaticFiles
 
 from meterpay.web.console import (
     admin_pages,
+    control_action_pages,
     control_pages,
     counter_pages,
     dashboard_pages,
     import_pages,
+    job_pages,
     place_pages,
     routes,
     tariff_pages,
@@ -37,7 +39,9 @@ def mount(app: FastAPI) -> None:
         ticket_pages,
         tariff_pages,
         control_pages,
+        control_action_pages,
         import_pages,
+        job_pages,
         admin_pages,
     ):
         app.include_router(module.router)

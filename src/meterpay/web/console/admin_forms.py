@@ -52,6 +52,14 @@ def number(form: FormData, name: str) -> int | None:
         raise InvalidInput(f"{name}: not a whole number: {raw!r}", field=name) from None
 
 
+def number_or_none(form: FormData, name: str) -> int | None:
+    """A whole number, or None when missing or not a number (an optional choice)."""
+    try:
+        return number(form, name)
+    except InvalidInput:
+        return None
+
+
 def decimal(form: FormData, name: str, *, required: bool = True) -> Decimal | None:
     raw = text(form, name, 40)
     if not raw:

@@ -6,12 +6,13 @@ Parse, call one service, render.
 - Roles are a grid of checkboxes ``role@site`` (``@*``: every site) limited to the
   sites the administrator manages; ``meterpay.auth.users`` checks the reach again.
 - The audit log is searched on the server, newest first, paged by ``before_id``; the
-  same search exports to Excel (at most ``EXPORT_ROWS`` entries).
+  same search exports to Excel as a background job (``exports``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request
@@ -20,30 +21,30 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from meterpay.audit import service as audit
-from meterpay.audit.repository import AuditEntry
 from meterpay.auth import users
 from meterpay.auth.model import STAFF_ROLES, Principal, Role
 from meterpay.auth.model import Permission as P
 from meterpay.auth.secrets import new_totp_secret, totp_uri
 from meterpay.kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
-from meterpay.reports.sheets import XLSX, Column, workbook
 from meterpay.sites.site_choice import sites_in_reach
 from meterpay.web.api.deps import Rt
+from meterpay.web.console import exports
 from meterpay.web.console.admin_forms import (
     DEFAULT_ZONE,
     answer,
     day_start,
     form_of,
+    number_or_none,
     page_of,
     text,
 )
+from meterpay.web.console.job_pages import to_job
 from meterpay.web.guard import Caller, allow
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 MANAGE = allow(P.USER_MANAGE, own_filter=True)
 AUDIT = allow(P.AUDIT_READ, own_filter=True)
 AUDIT_PAGE: Final = 50
-EXPORT_ROWS: Final = 20_000
 EVERY_SITE: Final = "*"
 
 
@@ -135,23 +136,20 @@ def user_page(
     return _user_answer(request, rt, me, member, page.context())
 
 
-async def _user_change(
-    request: Request, rt: Rt, me: Principal, user_id: int, verb: str
+UserChange = Callable[[FormData, str], users.StaffMember | str]
+"""One change to a staff member, from the posted form and the reason given: the member as
+changed, or a temporary password to show once."""
+
+
+async def _change_user(
+    request: Request, rt: Rt, me: Principal, user_id: int, change: UserChange
 ) -> Response:
+    """The flow every change to a user shares: read the form, make the change, then back to
+    the user's page (or the page again with the temporary password, or with the problem)."""
     form = await form_of(request)
     page = page_of(request, rt.clock.now(), lang=text(form, "lang"))
-    reason = text(form, "reason", 500)
     try:
-        if verb == "roles":
-            users.set_roles(rt, user_id, _roles_of(form), by=me, reason=reason)
-        elif verb == "password-reset":
-            word = users.reset_password(rt, user_id, by=me, reason=reason)
-            member = users.staff_member(rt, user_id, by=me)
-            return _user_answer(request, rt, me, member, page.context(temporary=word))
-        elif verb == "unlock":
-            users.unlock(rt, user_id, by=me)
-        else:
-            users.set_disabled(rt, user_id, verb == "disable", by=me, reason=reason)
+        made = change(form, text(form, "reason", 500))
     except DomainError as exc:
         if isinstance(exc, NotFound | Forbidden):
             raise  # the error page: hidden, or beyond this administrator's reach
@@ -159,34 +157,51 @@ async def _user_change(
         context = page.context(problem=exc.message)
         status = 409 if exc.code == "conflict" else 422
         return _user_answer(request, rt, me, member, context, status=status)
+    if isinstance(made, str):
+        member = users.staff_member(rt, user_id, by=me)
+        return _user_answer(request, rt, me, member, page.context(temporary=made))
     lang = f"?lang={page.lang.value}" if page.lang.value == "en" else ""
     return RedirectResponse(f"/console/users/{user_id}{lang}", status_code=303)
 
 
 @router.post("/users/{user_id}/roles", dependencies=[MANAGE], response_class=HTMLResponse)
 async def set_roles(request: Request, rt: Rt, me: Caller, user_id: int) -> Response:
-    return await _user_change(request, rt, me, user_id, "roles")
+    def change(form: FormData, reason: str) -> users.StaffMember:
+        return users.set_roles(rt, user_id, _roles_of(form), by=me, reason=reason)
+
+    return await _change_user(request, rt, me, user_id, change)
 
 
 @router.post("/users/{user_id}/password-reset", dependencies=[MANAGE], response_class=HTMLResponse)
 async def reset_password(request: Request, rt: Rt, me: Caller, user_id: int) -> Response:
     """A temporary password, shown once here; the user's sessions end."""
-    return await _user_change(request, rt, me, user_id, "password-reset")
+
+    def change(_: FormData, reason: str) -> str:
+        return users.reset_password(rt, user_id, by=me, reason=reason)
+
+    return await _change_user(request, rt, me, user_id, change)
 
 
 @router.post("/users/{user_id}/unlock", dependencies=[MANAGE], response_class=HTMLResponse)
 async def unlock(request: Request, rt: Rt, me: Caller, user_id: int) -> Response:
-    return await _user_change(request, rt, me, user_id, "unlock")
+    def change(_: FormData, __: str) -> users.StaffMember:
+        return users.unlock(rt, user_id, by=me)
+
+    return await _change_user(request, rt, me, user_id, change)
 
 
 @router.post("/users/{user_id}/disable", dependencies=[MANAGE], response_class=HTMLResponse)
 async def disable(request: Request, rt: Rt, me: Caller, user_id: int) -> Response:
-    return await _user_change(request, rt, me, user_id, "disable")
+    return await _change_user(request, rt, me, user_id, _disabled(rt, me, user_id, True))
 
 
 @router.post("/users/{user_id}/enable", dependencies=[MANAGE], response_class=HTMLResponse)
 async def enable(request: Request, rt: Rt, me: Caller, user_id: int) -> Response:
-    return await _user_change(request, rt, me, user_id, "enable")
+    return await _change_user(request, rt, me, user_id, _disabled(rt, me, user_id, False))
+
+
+def _disabled(rt: Rt, me: Principal, user_id: int, disabled: bool) -> UserChange:
+    return lambda _, reason: users.set_disabled(rt, user_id, disabled, by=me, reason=reason)
 
 
 # --- the audit log --------------------------------------------------------------------------
@@ -260,83 +275,17 @@ def audit_page(
     return answer(request, "audit.html", context)
 
 
-@router.get("/audit/export", dependencies=[AUDIT])
-def export_audit(
-    rt: Rt,
-    me: Caller,
-    *,
-    actor: Short = None,
-    action: Short = None,
-    object_type: Short = None,
-    object_id: Short = None,
-    site_id: int | None = None,
-    since: Day = None,
-    until: Day = None,
-    q: Short = None,
-) -> Response:
-    """The same search as an Excel workbook, newest first."""
+@router.post("/audit/export", dependencies=[AUDIT])
+async def export_audit(request: Request, rt: Rt, me: Caller) -> Response:
+    """Start the export of the same search as an Excel workbook (a background job)."""
+    form = await form_of(request)
+    site_id = number_or_none(form, "site_id")
     visible = me.sites_with(P.AUDIT_READ)
     zone = next((s.timezone for s in sites_in_reach(rt, visible) if s.id == site_id), DEFAULT_ZONE)
-    f = _filters(
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        site_id=site_id,
-        since=since,
-        until=until,
-        q=q,
-    )
-    query = _audit_query(f, zone)
-    entries: list[AuditEntry] = []
-    before: int | None = None
-    while len(entries) < EXPORT_ROWS:
-        batch = audit.search(rt, query, visible_sites=visible, before_id=before, limit=1000)
-        entries += batch
-        if len(batch) < 1000:
-            break
-        before = batch[-1].id
-    body = workbook("审计日志", _AUDIT_COLUMNS, (_audit_row(e) for e in entries), zone=zone)
-    stamp = rt.clock.now().strftime("%Y%m%d-%H%M")
-    return Response(
-        body,
-        media_type=XLSX,
-        headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.xlsx"'},
-    )
-
-
-_AUDIT_COLUMNS: Final = (
-    Column("编号 id", 10),
-    Column("时间 time", 20),
-    Column("操作人 actor", 18),
-    Column("来源 IP", 16),
-    Column("动作 action", 24),
-    Column("对象 object", 14),
-    Column("对象编号 object id", 12),
-    Column("项目 site", 8),
-    Column("之前 before", 40),
-    Column("之后 after", 40),
-    Column("原因 reason", 30),
-)
-
-
-def _audit_row(e: AuditEntry) -> list[Any]:
-    def shown(values: dict[str, Any] | None) -> str:
-        return "; ".join(f"{k}={v}" for k, v in values.items()) if values else ""
-
-    return [
-        e.id,
-        e.at,
-        e.actor,
-        e.source_ip or "",
-        e.action,
-        e.object_type,
-        e.object_id,
-        e.site_id,
-        shown(e.before),
-        shown(e.after),
-        e.reason,
-    ]
+    fields = ("actor", "action", "object_type", "object_id", "since", "until", "q")
+    f = _filters(site_id=site_id, **{k: text(form, k, 120) for k in fields})
+    job = exports.start_audit_export(rt, _audit_query(f, zone), zone=zone, by=me)
+    return to_job(job, text(form, "lang", 8))
 
 
 # --- one's own authenticator (TOTP) ---------------------------------------------------------

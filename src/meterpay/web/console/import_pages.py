@@ -1,19 +1,16 @@
 """Console pages: bulk import (批量导入) from Excel or CSV with a row-by-row report.
 Parse, call one service, render.
 
-The first upload is always a dry run (``sites.importer.import_sheet`` makes every check
-and write, then rolls back) and shows every error by row and column. A clean file is
-then imported from the report page: the file travels back in the form itself (base64),
-so any server process can take the second step and nothing is kept between requests.
-The importer checks the whole file again: it is all or nothing. Past imports are read
-from the audit log (``site.import``), so the page shows them when revisited.
+An upload starts a background job (``sites.import_jobs``): first always a dry run, which
+makes every check and write and then rolls back, and reports every error by row and
+column on the job's page (``job_pages``), with its progress while it runs. A clean check
+is imported from that page: the import job takes the very file that was checked (kept
+with the job), checks it again and writes it all or nothing. Past imports are read from
+the audit log (``site.import``), so the page shows them when revisited.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
@@ -24,19 +21,21 @@ from starlette.responses import Response
 from meterpay.audit import service as audit
 from meterpay.auth.model import Permission as P
 from meterpay.auth.model import Principal
+from meterpay.jobs.model import MAX_INPUT_BYTES
+from meterpay.jobs.service import File
 from meterpay.kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from meterpay.reports.sheets import XLSX
-from meterpay.sites import importer
+from meterpay.sites import import_jobs
 from meterpay.sites.import_template import template_sheet
 from meterpay.sites.model import Site
 from meterpay.sites.site_choice import pick, sites_in_reach
 from meterpay.web.api.deps import Rt
-from meterpay.web.console.admin_forms import answer, form_of, number, page_of, text
+from meterpay.web.console.admin_forms import answer, form_of, number_or_none, page_of, text
+from meterpay.web.console.job_pages import to_job
 from meterpay.web.guard import Caller, allow
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-MAX_BYTES: Final = 4 * 1024 * 1024
-SUFFIXES: Final = (".xlsx", ".csv")
+MAX_BYTES: Final = MAX_INPUT_BYTES
 
 
 def _context(
@@ -52,17 +51,7 @@ def _context(
         if site
         else []
     )
-    base = {
-        "sites": sites,
-        "site": site,
-        "report": None,
-        "sheet": "",
-        "file_name": "",
-        "digest": "",
-        "problem": "",
-        "past": past,
-        "kinds": importer.CREATED_KINDS,
-    }
+    base = {"sites": sites, "site": site, "problem": "", "past": past}
     return base | more
 
 
@@ -89,65 +78,34 @@ def import_template() -> Response:
     )
 
 
-async def _sheet_of(form: FormData) -> tuple[bytes, str]:
-    """The uploaded file, or the one a dry run's report sent back; its name."""
+async def _sheet_of(form: FormData) -> File:
+    """The uploaded file, whole, or a clear error."""
     upload = form.get("file")
-    if isinstance(upload, UploadFile) and upload.filename:
-        name = upload.filename[-120:]
-        if not name.lower().endswith(SUFFIXES):
-            raise InvalidInput("choose an .xlsx or .csv file", field="file")
-        data = await upload.read(MAX_BYTES + 1)
-    else:
-        name = text(form, "file_name", 120)
-        try:
-            data = base64.b64decode(text(form, "sheet", MAX_BYTES * 2), validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidInput(
-                "the form has expired: choose the file again", field="file"
-            ) from None
-    if not data:
+    if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidInput("choose a file to import", field="file")
+    data = await upload.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise InvalidInput(f"the file is larger than {MAX_BYTES // 1024 // 1024} MB", field="file")
-    return data, name
+    return File(upload.filename[-120:], upload.content_type or "application/octet-stream", data)
 
 
 @router.post("/import", dependencies=[allow(P.SITE_WRITE)], response_class=HTMLResponse)
 async def run_import(request: Request, rt: Rt, me: Caller) -> Response:
-    """A dry run (the default), or the import of a file whose dry run was clean."""
+    """Start the dry run of an uploaded file (a background job) and show its page."""
     form = await form_of(request)
     sites = sites_in_reach(rt, me.sites_with(P.SITE_WRITE))
-    site_id = _site_id(form)
+    site_id = number_or_none(form, "site_id")
     site = pick(sites, site_id) if site_id is not None else None
-    page = page_of(request, rt.clock.now(), site, text(form, "lang"))
-    dry_run = text(form, "mode", 10) != "import"
+    lang = text(form, "lang")
     try:
         if site is None:
             raise InvalidInput("choose the site to import into", field="site_id")
-        data, name = await _sheet_of(form)
-        report = importer.import_sheet(
-            rt, data, site_code=site.code, actor=me.name, dry_run=dry_run
-        )
+        sheet = await _sheet_of(form)
+        job = import_jobs.start_check(rt, site_id=site.id, site_code=site.code, sheet=sheet, by=me)
     except DomainError as exc:
         if isinstance(exc, NotFound | Forbidden):
             raise
+        page = page_of(request, rt.clock.now(), site, lang)
         context = _context(rt, me, site, sites, problem=exc.message)
         return answer(request, "import.html", page.context(**context), 422)
-    context = _context(
-        rt,
-        me,
-        site,
-        sites,
-        report=report,
-        sheet=base64.b64encode(data).decode() if report.ok and dry_run else "",
-        file_name=name,
-        digest=hashlib.sha256(data).hexdigest()[:16],
-    )
-    return answer(request, "import.html", page.context(**context), 200 if report.ok else 422)
-
-
-def _site_id(form: FormData) -> int | None:
-    try:
-        return number(form, "site_id")
-    except InvalidInput:
-        return None
+    return to_job(job, lang)

@@ -15,7 +15,7 @@ from typing import Final
 
 from markupsafe import Markup
 
-from meterpay.web.console import words_admin, words_pages, words_tickets
+from meterpay.web.console import words_admin, words_jobs, words_pages, words_tickets
 
 
 class Lang(StrEnum):
@@ -288,6 +288,7 @@ WORDS: Final[dict[str, tuple[str, str]]] = {
     **words_pages.WORDS,
     **words_admin.WORDS,
     **words_tickets.WORDS,
+    **words_jobs.WORDS,
 }
 """Every label; the pages' and the administration pages' words live in their own modules."""
 

@@ -26,6 +26,7 @@ NAV: Final = (
     NavItem("tariffs", "/console/tariffs", Permission.SITE_READ),
     NavItem("control", "/console/control", Permission.CONTROL_WRITE),
     NavItem("import", "/console/import", Permission.SITE_WRITE),
+    NavItem("jobs", "/console/jobs", Permission.SITE_READ),
     NavItem("users", "/console/users", Permission.USER_MANAGE),
     NavItem("audit", "/console/audit", Permission.AUDIT_READ),
 )

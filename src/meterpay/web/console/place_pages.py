@@ -2,14 +2,13 @@
 pages. Parse, call one service, render.
 
 Tables are filtered, sorted and paged on the server (links, no script needed); the
-site's table and an account's ledger export to Excel with ``?format=xlsx`` — the same
-rows as on screen, every page of them.
+site's table and an account's ledger export to Excel as background jobs (``exports``,
+``job_pages``) — the same rows as on screen, every page of them.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Final
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -19,9 +18,11 @@ from meterpay.auth.model import Permission as P
 from meterpay.control.model import SupplyState
 from meterpay.kernel.errors import InvalidInput
 from meterpay.reports import account_view, meter_view, places, unit_view
-from meterpay.reports.sheets import XLSX, Column, workbook
 from meterpay.web.api.deps import Rt
+from meterpay.web.console import exports
+from meterpay.web.console.admin_forms import form_of, number, text
 from meterpay.web.console.formats import SiteClock
+from meterpay.web.console.job_pages import to_job
 from meterpay.web.console.labels import WORDS, Lang, Words
 from meterpay.web.console.templating import render
 from meterpay.web.guard import Caller, allow
@@ -33,7 +34,6 @@ COMPONENT_WORDS: Final = frozenset(k for k in WORDS if k.startswith("component."
 Page = Annotated[int, Query(ge=1, le=100_000)]
 Words_ = Annotated[str, Query(max_length=100)]
 Sort = Annotated[str | None, Query(max_length=20)]
-Format = Annotated[str | None, Query(max_length=8, alias="format")]
 
 
 @router.get(
@@ -62,17 +62,13 @@ def site_page(
     q: Words_ = "",
     sort: Sort = None,
     page: Page = 1,
-    format: Format = None,
     lang: str | None = None,
 ) -> Response:
     """One site: buildings and floors, and its units with their accounts, meters, balance
-    and supply state — filtered, searched, sorted, paged; or all of them as Excel."""
+    and supply state — filtered, searched, sorted, paged."""
     where = places.PlaceFilter(state, building_id, floor_id, q)
     sorting = places.Sorting.parse(sort)
     language = Lang.of(lang)
-    if _excel(format):
-        site, rows = places.site_rows_for_export(rt, site_id, where=where, sort=sorting)
-        return _site_sheet(site, rows, Words(language))
     found = places.site_page(
         rt, site_id, where=where, sort=sorting, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
@@ -119,15 +115,11 @@ def account_page(
     account_id: int,
     *,
     page: Page = 1,
-    format: Format = None,
     lang: str | None = None,
 ) -> Response:
     """One account: balance, state, thresholds, the ledger newest first, charges with
-    their tariff components, top-ups, orders, messages sent; or the ledger as Excel."""
+    their tariff components, top-ups, orders, messages sent."""
     language = Lang.of(lang)
-    if _excel(format):
-        site, head, ledger = account_view.ledger_for_export(rt, account_id)
-        return _ledger_sheet(site, head, ledger, Words(language))
     found = account_view.account_page(
         rt, account_id, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
     )
@@ -174,68 +166,40 @@ def meter_page(request: Request, rt: Rt, meter_id: int, *, lang: str | None = No
     )
 
 
-# --- Excel ------------------------------------------------------------------------------------
+# --- Excel, as background jobs -----------------------------------------------------------
 
 
-def _excel(format: str | None) -> bool:
-    if format is None or format == "html":
-        return False
-    if format == "xlsx":
-        return True
-    raise InvalidInput(f"cannot export as {format!r}: xlsx or html", field="format")
-
-
-def _title(w: Words, key: str) -> str:
-    zh, en = w.pair(key)
-    return f"{zh} {en}"
-
-
-def _site_sheet(site: places.SiteSummary, rows: list[places.PlaceRow], w: Words) -> Response:
-    keys = ["pcol.building", "pcol.floor", "col.unit", "col.owner", "pcol.phone", "col.account"]
-    keys += ["col.utility", "pcol.meters", "col.balance", "col.state"]
-    columns = [Column(_title(w, k), 16) for k in keys]
-    data = (
-        (
-            r.building or "",
-            r.floor or "",
-            f"{r.unit_code} {r.unit_name}",
-            r.owner or "",
-            r.phone or "",
-            r.number or "",
-            w.plain(f"utility.{r.utility.value}") if r.utility else "",
-            " ".join(m.address for m in r.meters),
-            r.balance,
-            w.plain(f"state.{r.state.value}") if r.state else w.plain("place.vacant"),
-        )
-        for r in rows
+@router.post("/sites/{site_id}/export", dependencies=[allow(P.SITE_READ)])
+async def export_site(request: Request, rt: Rt, me: Caller, site_id: int) -> Response:
+    """Start the export of the site's table as filtered and sorted on screen."""
+    form = await form_of(request)
+    state = text(form, "state", 20)
+    where = places.PlaceFilter(
+        _supply_state(state),
+        number(form, "building_id"),
+        number(form, "floor_id"),
+        text(form, "q", 100),
     )
-    body = workbook(site.code, columns, data, zone=site.timezone)
-    return _download(body, f"{site.code}-accounts.xlsx")
-
-
-def _ledger_sheet(
-    site: places.SiteSummary,
-    head: account_view.AccountHead,
-    ledger: account_view.LedgerPage,
-    w: Words,
-) -> Response:
-    keys = ("col.time", "col.kind", "pcol.amount", "pcol.balance_after", "pcol.memo")
-    columns = [Column(_title(w, k), 18) for k in (*keys, "pcol.actor")]
-    columns[0] = Column(f"{columns[0].title} ({site.timezone})", 20)
-    data = (
-        (e.at, w.plain(f"entry.{e.kind.value}"), e.amount, e.balance_after, e.memo, e.actor)
-        for e in ledger.rows
+    lang = text(form, "lang", 8)
+    job = exports.start_site_export(
+        rt, site_id, where=where, sort=text(form, "sort", 20) or None, lang=Lang.of(lang), by=me
     )
-    body = workbook(head.number, columns, data, zone=site.timezone)
-    return _download(body, f"{head.number}-ledger.xlsx")
+    return to_job(job, lang)
 
 
-def _download(body: bytes, filename: str) -> Response:
-    return Response(
-        body,
-        media_type=XLSX,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-            "Cache-Control": "no-store",
-        },
-    )
+@router.post("/accounts/{account_id}/export", dependencies=[allow(P.SITE_READ)])
+async def export_ledger(request: Request, rt: Rt, me: Caller, account_id: int) -> Response:
+    """Start the export of the account's whole ledger."""
+    form = await form_of(request)
+    lang = text(form, "lang", 8)
+    job = exports.start_ledger_export(rt, account_id, lang=Lang.of(lang), by=me)
+    return to_job(job, lang)
+
+
+def _supply_state(raw: str) -> SupplyState | None:
+    if not raw:
+        return None
+    try:
+        return SupplyState(raw)
+    except ValueError:
+        raise InvalidInput(f"no supply state {raw!r}", field="state") from None
