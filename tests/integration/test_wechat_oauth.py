@@ -315,3 +315,23 @@ def test_without_an_app_secret_or_for_another_owner_there_is_nothing_to_start(
             follow_redirects=False,
         )
         assert refused.status_code == 422 and "not set up for this property" in refused.text
+
+
+def test_wechat_pay_is_offered_only_where_a_merchant_takes_the_sites_payments(
+    wired: Runtime, garden_keys: FakeKeys, tmp_path: Path
+) -> None:
+    """Only the GARDEN site has a WeChat merchant (no default one): an owner with an
+    openid sees WeChat Pay on GARDEN's account and not on HOME's."""
+    rt = wired
+    home, garden = _home(rt), _home(rt, code="GARDEN")
+    del rt.payments[ProviderName.WECHAT]
+    entry = wechat_entry(tmp_path, "garden", ["GARDEN"], garden_keys, "http://127.0.0.1:9")
+    settings = Settings(database_url="sqlite://", payment_merchants_file=write(tmp_path, entry))
+    rt.merchants = merchants_from(settings, SystemClock())
+    for place in (home, garden):
+        customer_id = sites.get(rt, "accounts", place.account.id).customer_id
+        sites.update_place(rt, "customers", customer_id, actor="test", wechat_openid="o-alice")
+    wechat_choice = 'name="provider" value="wechat"'
+    with owner_browser(rt, PHONE) as phone:
+        assert wechat_choice not in phone.get(f"/portal/accounts/{home.account.id}").text
+        assert wechat_choice in phone.get(f"/portal/accounts/{garden.account.id}").text

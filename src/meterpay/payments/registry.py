@@ -33,6 +33,15 @@ def merchant_for_site(rt: Runtime, provider: ProviderName, site_code: str) -> st
     return rt.merchants.code_for_site(provider, site_code)
 
 
+def takes_payments(rt: Runtime, provider: ProviderName, site_code: str) -> bool:
+    """Whether a merchant of ``provider`` is configured here for the site's payments: its
+    own, or else the default one."""
+    code = merchant_for_site(rt, provider, site_code)
+    if code == DEFAULT:
+        return provider in rt.payments
+    return rt.merchants.get(provider, code) is not None
+
+
 def merchants_of(rt: Runtime) -> list[tuple[ProviderName, str]]:
     """Every merchant configured here: the defaults first, then the sites' own."""
     found = [(name, DEFAULT) for name in sorted(rt.payments)]

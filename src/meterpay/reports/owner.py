@@ -51,6 +51,8 @@ class OwnedAccount:
     """Whole days the balance lasts at that average; None when there is no average."""
     payer_openid: str | None = None
     """The customer's WeChat openid (a WeChat JSAPI top-up needs it)."""
+    site_code: str = ""
+    """Whose merchants take this account's payments (``payments.registry``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +240,7 @@ def _accounts(conn: Connection, where: Any, now: datetime) -> list[OwnedAccount]
             accounts.c.status,
             accounts.c.supply_state,
             sites.c.name.label("site_name"),
+            sites.c.code.label("site_code"),
             sites.c.timezone,
             units.c.code.label("unit_code"),
             units.c.name.label("unit_name"),
@@ -272,6 +275,7 @@ def _accounts(conn: Connection, where: Any, now: datetime) -> list[OwnedAccount]
                 average,
                 days_left(balance, average),
                 r["wechat_openid"] or None,
+                str(r["site_code"]),
             )
         )
     return found

@@ -21,7 +21,7 @@ from meterpay.kernel.errors import DomainError, InvalidInput
 from meterpay.payments import service as payments
 from meterpay.payments import wechat_payer
 from meterpay.payments.provider import Channel, ProviderName
-from meterpay.payments.registry import merchants_of
+from meterpay.payments.registry import takes_payments
 from meterpay.reports import owner
 from meterpay.runtime import Runtime
 from meterpay.web.api.deps import Actor, Rt
@@ -38,12 +38,13 @@ _ORDER: Final = (ProviderName.WECHAT, ProviderName.ALIPAY, ProviderName.SANDBOX)
 
 
 def providers_for(rt: Runtime, account: owner.OwnedAccount) -> list[ProviderName]:
-    """The ways this owner can pay here: configured providers; WeChat only with an openid."""
-    configured = {name for name, _ in merchants_of(rt)}
+    """The ways this owner can pay for this account: the providers with a merchant for its
+    site (its own, or the default); WeChat only with an openid."""
     return [
         name
         for name in _ORDER
-        if name in configured and (name is not ProviderName.WECHAT or account.payer_openid)
+        if takes_payments(rt, name, account.site_code)
+        and (name is not ProviderName.WECHAT or account.payer_openid)
     ]
 
 
