@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -35,6 +34,8 @@ from zoneinfo import ZoneInfo
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from tests.integration.local_http import QuietHandler, serving
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 LINK_SECONDS = 30
@@ -242,7 +243,7 @@ def _refused(sub_code: str, code: str = "40004") -> Node:
 def running_alipay(fake: FakeAlipay) -> Iterator[FakeAlipay]:
     """Serve ``fake`` on a free port of 127.0.0.1 for the duration of the block."""
 
-    class Gateway(BaseHTTPRequestHandler):
+    class Gateway(QuietHandler):
         def do_POST(self) -> None:
             parts = urlsplit(self.path)
             if parts.path != "/gateway.do":
@@ -261,22 +262,8 @@ def running_alipay(fake: FakeAlipay) -> Iterator[FakeAlipay]:
             return self._reply(200, zipped, "application/oct-stream")
 
         def _reply(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(status, body, {"Content-Type": content_type})
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Gateway) as url:
+        fake.url = url
         yield fake
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)

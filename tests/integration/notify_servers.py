@@ -13,14 +13,15 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
+
+from tests.integration import local_http
+from tests.integration.local_http import QuietHandler
 
 
 @dataclass
@@ -47,7 +48,7 @@ def serving(handle: Handler) -> Iterator[FakeServer]:
     """An HTTP server on a free port of 127.0.0.1 that answers with ``handle``."""
     server_state = FakeServer(url="")
 
-    class Requests(BaseHTTPRequestHandler):
+    class Requests(QuietHandler):
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             parts = urlsplit(self.path)
@@ -60,28 +61,13 @@ def serving(handle: Handler) -> Iterator[FakeServer]:
             )
             server_state.seen.append(seen)
             status, body = handle(seen)
-            raw = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+            self.reply(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
         do_GET = do_POST = _answer
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Requests)
-    server_state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_http.serving(Requests) as url:
+        server_state.url = url
         yield server_state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 # --- Aliyun dysmsapi: RPC signature v1 ---------------------------------------------------

@@ -11,12 +11,10 @@ turn its knobs (``tamper_responses``, ``response_clock_skew``, …) and read ``s
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 from meterpay.payments.sandbox import (
@@ -27,6 +25,7 @@ from meterpay.payments.sandbox import (
     WechatSandbox,
 )
 from meterpay.payments.wechat import WechatConfig
+from tests.integration.local_http import QuietHandler, serving
 
 CHINA = timezone(timedelta(hours=8))
 MCHID, APPID = "1900000001", "wx2421b1c4370ec43b"
@@ -67,32 +66,17 @@ def running_wechat_fake(keys: FakeKeys) -> Iterator[WechatFake]:
     """A fake WeChat Pay listening on a free port of 127.0.0.1 until the block ends."""
     fake = WechatFake(keys)
 
-    class Requests(BaseHTTPRequestHandler):
+    class Requests(QuietHandler):
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             headers = {k.lower(): v for k, v in self.headers.items()}
             seen = Seen(self.command, self.path, headers, self.rfile.read(length))
             fake.seen.append(seen)
             status, raw, reply_headers = fake.handle(seen)
-            self.send_response(status)
-            for name, value in reply_headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
+            self.reply(status, raw, reply_headers)
 
         do_GET = do_POST = _answer
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Requests)
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Requests) as url:
+        fake.url = url
         yield fake
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)

@@ -23,14 +23,14 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from tests.integration.local_http import QuietHandler, serving
 
 CODE_LIFETIME_S = 300
 _STATE = re.compile(r"^[a-zA-Z0-9]{0,128}$")
@@ -144,26 +144,11 @@ def running_wechat_oauth_fake(*apps: FakeApp) -> Iterator[WechatOauthFake]:
     """The fake listening on a free port of 127.0.0.1 until the block ends."""
     fake = WechatOauthFake({app.appid: app for app in apps})
 
-    class Requests(BaseHTTPRequestHandler):
+    class Requests(QuietHandler):
         def do_GET(self) -> None:
             status, headers, body = fake.handle(self.command, self.path)
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(status, body, headers)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Requests)
-    fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Requests) as url:
+        fake.url = url
         yield fake
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
