@@ -13,6 +13,7 @@ WORDS: Final[dict[str, tuple[str, str]]] = {
     "ticket.no": ("工单号", "No."),
     "ticket.filed": ("报修时间", "Filed"),
     "ticket.filed_by": ("报修人", "Filed by"),
+    "ticket.by_owner": ("业主本人", "the owner"),
     "ticket.assignee": ("处理人", "Assigned to"),
     "ticket.description": ("问题描述", "Problem"),
     "ticket.photos": ("照片", "Photos"),
