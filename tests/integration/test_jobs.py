@@ -282,6 +282,11 @@ def test_an_upload_is_checked_then_imported_by_jobs_that_can_be_left_and_revisit
         ({"site_id": "SITE"}, {}, "choose a file"),
         ({"site_id": "SITE"}, {"file": ("units.txt", GOOD, "text/plain")}, ".xlsx or .csv"),
         ({"site_id": "SITE"}, {"file": ("units.csv", b"", "text/csv")}, "choose a file"),
+        (
+            {"site_id": "SITE"},
+            {"file": ("units.csv", b"x" * (4 * 1024 * 1024 + 1), "text/csv")},
+            "larger than 4 MB",
+        ),
     ],
 )
 def test_a_bad_upload_is_refused_clearly_and_starts_no_job(

@@ -43,6 +43,7 @@ from meterpay.jobs.model import (
     Progress,
     after_loss,
     may_see,
+    move,
 )
 from meterpay.kernel.errors import DomainError, Forbidden, InvalidInput, NotFound
 from meterpay.runtime import Runtime
@@ -121,7 +122,8 @@ def submit(
     if not allowed or by.kind is PrincipalKind.OWNER:
         raise Forbidden(f"you may not start a {kind.value} job here")
     if input_file is not None and len(input_file.data) > MAX_INPUT_BYTES:
-        raise InvalidInput(f"the file is larger than {MAX_INPUT_BYTES // 1024 // 1024} MB")
+        limit = MAX_INPUT_BYTES // 1024 // 1024
+        raise InvalidInput(f"the file is larger than {limit} MB", field="file")
     now = rt.clock.now()
     with rt.db.write() as conn:
         job_id = repo.insert_job(
@@ -221,7 +223,7 @@ def _run(rt: Runtime, job: Job, handlers: Mapping[JobKind, Handler], runner: str
 
 
 def _record(conn: Connection, job_id: int, runner: str, outcome: Outcome, now: Any) -> None:
-    state = JobState.FAILED if outcome.failed else JobState.DONE
+    state = move(JobState.RUNNING, JobState.FAILED if outcome.failed else JobState.DONE)
     if outcome.output is not None:
         repo.insert_file(conn, job_id, "output", outcome.output.parts, now)
     kept = repo.finish(
@@ -249,7 +251,7 @@ def recover_lost(rt: Runtime, *, runner: str, at_start: bool = False) -> int:
     with rt.db.write() as conn:
         lost = repo.lost_jobs(conn, heard_before=heard_before, not_runner=runner)
         for job_id, attempts in lost:
-            to = after_loss(attempts)
+            to = move(JobState.RUNNING, after_loss(attempts))
             error = (
                 "its runner stopped three times; start it again" if to is JobState.FAILED else ""
             )

@@ -21,6 +21,7 @@ from meterpay.control.model import SupplyState
 from meterpay.jobs import service as jobs
 from meterpay.jobs.model import KIND_PERMISSION, Job, JobKind
 from meterpay.jobs.service import File, Outcome, Reporter
+from meterpay.kernel.errors import InvalidInput
 from meterpay.reports import account_view, places
 from meterpay.reports.sheets import XLSX, Column, workbook
 from meterpay.runtime import Runtime
@@ -68,7 +69,6 @@ def start_site_export(
         "words": where.words,
         "sort": sort,
         "lang": lang.value,
-        "site_id": site_id,
     }
     return jobs.submit(rt, JobKind.EXPORT_SITE, by=by, site_id=site_id, params=params)
 
@@ -83,7 +83,7 @@ def run_site_export(rt: Runtime, job: Job, reporter: Reporter) -> Outcome:
     )
     reporter("read", 0, 0)
     site, rows = places.site_rows_for_export(
-        rt, int(job.params["site_id"]), where=where, sort=places.Sorting.parse(p.get("sort"))
+        rt, _site_of(job), where=where, sort=places.Sorting.parse(p.get("sort"))
     )
     w = Words(Lang.of(p.get("lang")))
     keys = ["pcol.building", "pcol.floor", "col.unit", "col.owner", "pcol.phone", "col.account"]
@@ -218,6 +218,12 @@ def _audit_row(e: AuditEntry) -> list[Any]:
         shown(e.after),
         e.reason,
     ]
+
+
+def _site_of(job: Job) -> int:
+    if job.site_id is None:
+        raise InvalidInput(f"job {job.id} names no site to export")
+    return job.site_id
 
 
 def _sheet(name: str, body: bytes, rows: int) -> Outcome:
